@@ -1,0 +1,26 @@
+"""Storage: the PostgreSQL side of the ledger (engines, migrations, the embedded dev
+server, and the repository). Nothing here knows GraphQL."""
+
+from graphql_ledger.storage.database import (
+    DatabaseUnreachable,
+    create_engine,
+    display_url,
+    ensure_database,
+    unreachable,
+)
+from graphql_ledger.storage.embedded import EmbeddedPostgres
+from graphql_ledger.storage.migrations import current_revision, head_revision, migrate
+from graphql_ledger.storage.repository import LedgerRepository
+
+__all__ = [
+    "DatabaseUnreachable",
+    "EmbeddedPostgres",
+    "LedgerRepository",
+    "create_engine",
+    "current_revision",
+    "display_url",
+    "ensure_database",
+    "head_revision",
+    "migrate",
+    "unreachable",
+]

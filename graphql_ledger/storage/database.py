@@ -1,0 +1,110 @@
+"""Reaching an app's PostgreSQL database: async engines on asyncpg, creating the database
+when it is missing, and URLs fit to show people (passwords masked). No ledger SQL here."""
+
+from typing import Any
+
+import asyncpg
+from sqlalchemy import text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool, Pool
+
+__all__ = [
+    "DatabaseUnreachable",
+    "create_engine",
+    "display_url",
+    "ensure_database",
+    "unreachable",
+]
+
+# SQLSTATE classes that mean "this server or database cannot be used right now": connection
+# exceptions, bad credentials, an unknown database, a server shutting down or starting up.
+_UNREACHABLE_SQLSTATES = ("08", "28", "3D", "57P")
+
+
+class DatabaseUnreachable(Exception):
+    """The database cannot be reached; the message names it with the password masked."""
+
+    def __init__(self, url: str | URL, reason: str) -> None:
+        super().__init__(f"cannot reach the database at {display_url(url)}: {reason}")
+
+
+def unreachable(url: str | URL, error: BaseException) -> DatabaseUnreachable | None:
+    """`error` restated as DatabaseUnreachable when it says the database cannot be reached
+    (refused, timed out, unknown host or database, bad credentials); None otherwise."""
+    cause: BaseException = error
+    if isinstance(error, DBAPIError) and error.orig is not None:
+        cause = error.orig.__cause__ or error.orig
+    if isinstance(cause, (OSError, TimeoutError)):
+        return DatabaseUnreachable(url, str(cause) or type(cause).__name__)
+    if isinstance(cause, asyncpg.PostgresError) and cause.sqlstate.startswith(
+        _UNREACHABLE_SQLSTATES
+    ):
+        return DatabaseUnreachable(url, str(cause))
+    return None
+
+
+def _asyncpg_url(url: str | URL) -> URL:
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+asyncpg")
+    return parsed
+
+
+def display_url(url: str | URL) -> str:
+    """The URL as it may be shown in logs and error messages: the password masked."""
+    shown = make_url(url).set(drivername="postgresql")
+    if not shown.password:
+        shown = shown._replace(password=None)
+    return shown.render_as_string(hide_password=True)
+
+
+def create_engine(
+    url: str | URL,
+    *,
+    autocommit: bool = True,
+    pool_size: int = 10,
+    timeout: float = 5.0,
+    poolclass: type[Pool] | None = None,
+) -> AsyncEngine:
+    """An engine on asyncpg that waits at most `timeout` seconds to connect or for a free
+    connection. With `autocommit`, each statement is its own transaction: every ledger
+    unit of work is one statement, so BEGIN and COMMIT would be two round trips of pure
+    overhead."""
+    options: dict[str, Any] = {"connect_args": {"timeout": timeout}}
+    if autocommit:
+        options["isolation_level"] = "AUTOCOMMIT"
+    if poolclass is None:
+        options.update(pool_size=pool_size, max_overflow=0, pool_timeout=timeout)
+    else:
+        options["poolclass"] = poolclass
+    return create_async_engine(_asyncpg_url(url), **options)
+
+
+async def ensure_database(url: str | URL) -> bool:
+    """Creates the database `url` names when it does not exist yet, connecting to the
+    server's `postgres` database to do so. Returns True when it created it."""
+    target = _asyncpg_url(url)
+    name = target.database
+    if not name:
+        raise ValueError(f"{display_url(url)} names no database")
+    maintenance = create_engine(target.set(database="postgres"), poolclass=NullPool)
+    try:
+        async with maintenance.connect() as connection:
+            exists = await connection.scalar(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
+            )
+            if exists:
+                return False
+            quoted = connection.dialect.identifier_preparer.quote(name)
+            await connection.execute(text(f"CREATE DATABASE {quoted}"))
+            return True
+    except DBAPIError as error:
+        if isinstance(error.orig and error.orig.__cause__, asyncpg.DuplicateDatabaseError):
+            return False  # a concurrent migrate created it first
+        raise unreachable(url, error) or error
+    except (OSError, TimeoutError) as error:
+        raise unreachable(url, error) or error
+    finally:
+        await maintenance.dispose()

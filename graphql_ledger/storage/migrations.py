@@ -1,0 +1,57 @@
+"""Bringing an app database to the newest schema with the Alembic tree in `migrations/`,
+which every app database shares. Concurrent migrators wait for each other."""
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import text
+from sqlalchemy.engine import URL, Connection
+from sqlalchemy.pool import NullPool
+
+from graphql_ledger.storage.database import create_engine, ensure_database, unreachable
+
+__all__ = ["MIGRATIONS_DIR", "current_revision", "head_revision", "migrate"]
+
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+
+# Any constant both migrators agree on; pg_advisory_xact_lock serialises them.
+_MIGRATION_LOCK = 0x6C6564676572  # "ledger"
+
+
+def _alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return config
+
+
+def head_revision() -> str | None:
+    """The newest revision in `migrations/`."""
+    return ScriptDirectory.from_config(_alembic_config()).get_current_head()
+
+
+def _upgrade(connection: Connection) -> None:
+    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+    config = _alembic_config()
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+
+
+def current_revision(connection: Connection) -> str | None:
+    """The revision the connected database is at, None before the first migration."""
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+async def migrate(url: str | URL) -> None:
+    """Creates the database if missing and upgrades it to head. Idempotent."""
+    await ensure_database(url)
+    engine = create_engine(url, autocommit=False, poolclass=NullPool)
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(_upgrade)
+    except Exception as error:
+        raise unreachable(url, error) or error
+    finally:
+        await engine.dispose()

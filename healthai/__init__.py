@@ -1,0 +1,1 @@
+"""healthai: its ledger operations (`operations.py`) and its ASGI app (`app.py`)."""

@@ -1,0 +1,88 @@
+"""Fixtures: one real PostgreSQL server per test run (the embedded one, or the server named
+by TEST_DATABASE_URL), fresh migrated databases on it, and each app served in-process
+through its ASGI interface."""
+
+import asyncio
+import os
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+from starlette.testclient import TestClient
+
+from graphql_ledger import Settings, create_app
+from graphql_ledger.storage import EmbeddedPostgres, migrate
+from healthai.operations import HealthAIOperation
+from tests.support import GraphQLClient, sql, with_database
+from travelai.operations import TravelAIOperation
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The maintenance database (`postgres`) of the server the tests use."""
+    configured = os.environ.get("TEST_DATABASE_URL")
+    if configured:
+        yield with_database(configured, "postgres")
+        return
+    embedded = EmbeddedPostgres(tmp_path_factory.mktemp("ledger")).start()
+    try:
+        yield embedded.url("postgres")
+    finally:
+        embedded.stop()
+
+
+@pytest.fixture(scope="session")
+def new_database(postgres_url: str) -> Iterator[Callable[..., str]]:
+    """Makes a database of its own for a test; migrated unless asked otherwise."""
+    created = []
+
+    def make(label: str, *, migrated: bool = True) -> str:
+        name = f"test_{label}_{uuid.uuid4().hex[:10]}"
+        created.append(name)
+        url = with_database(postgres_url, name)
+        if migrated:
+            asyncio.run(migrate(url))
+        return url
+
+    yield make
+    for name in created:
+        sql(postgres_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def app_urls(new_database: Callable[..., str]) -> dict[str, str]:
+    """The session's database of each app."""
+    return {"healthai": new_database("healthai"), "travelai": new_database("travelai")}
+
+
+@pytest.fixture(scope="session")
+def settings(app_urls: dict[str, str]) -> Settings:
+    return Settings(app_database_urls=app_urls)
+
+
+@pytest.fixture(scope="session")
+def healthai_http(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app("healthai", HealthAIOperation, settings)) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def travelai_http(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app("travelai", TravelAIOperation, settings)) as client:
+        yield client
+
+
+@pytest.fixture
+def healthai(healthai_http: TestClient) -> GraphQLClient:
+    return GraphQLClient(healthai_http)
+
+
+@pytest.fixture
+def travelai(travelai_http: TestClient) -> GraphQLClient:
+    return GraphQLClient(travelai_http)
+
+
+@pytest.fixture
+def owner() -> str:
+    """An owner id no other test uses."""
+    return f"owner-{uuid.uuid4()}"

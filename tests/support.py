@@ -1,0 +1,192 @@
+"""What the tests share: a GraphQL client over any HTTP client, real server processes, and
+direct SQL for looking at what the ledger stored. No fakes of the project's code."""
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx2 as httpx
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from graphql_ledger.storage import create_engine
+
+ROOT = Path(__file__).resolve().parent.parent
+
+ENTRY_FIELDS = "id ownerId operation amount balanceAfter nonce createdOn"
+
+CREATE_ENTRY = f"""
+mutation CreateEntry($input: CreateEntryInput!) {{
+  createEntry(input: $input) {{
+    __typename
+    ... on LedgerEntry {{ {ENTRY_FIELDS} }}
+    ... on LedgerError {{ code message }}
+    ... on InsufficientCredits {{ balance required }}
+    ... on NonceConflict {{ existing {{ {ENTRY_FIELDS} }} }}
+    ... on InvalidInput {{ field }}
+  }}
+}}
+"""
+
+BALANCE = "query Balance($ownerId: ID!) { balance(ownerId: $ownerId) { ownerId balance lastUpdated } }"
+
+
+class GraphQLClient:
+    """Posts GraphQL requests the way a frontend does: JSON with variables."""
+
+    def __init__(self, http: httpx.Client, path: str = "/graphql") -> None:
+        self.http = http
+        self.path = path
+
+    def execute(self, query: str, **variables: Any) -> dict[str, Any]:
+        """The response body of a request that must be a well-formed GraphQL response."""
+        response = self.http.post(self.path, json={"query": query, "variables": variables})
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    def data(self, query: str, **variables: Any) -> dict[str, Any]:
+        """The data of a request that must succeed without errors."""
+        body = self.execute(query, **variables)
+        assert "errors" not in body, body["errors"]
+        data: dict[str, Any] = body["data"]
+        return data
+
+    def create_entry(self, owner_id: str, operation: str, nonce: str) -> dict[str, Any]:
+        input_ = {"ownerId": owner_id, "operation": operation, "nonce": nonce}
+        result: dict[str, Any] = self.data(CREATE_ENTRY, input=input_)["createEntry"]
+        return result
+
+    def balance(self, owner_id: str) -> int:
+        value: int = self.data(BALANCE, ownerId=owner_id)["balance"]["balance"]
+        return value
+
+
+async def create_entry_async(
+    http: httpx.AsyncClient, owner_id: str, operation: str, nonce: str
+) -> dict[str, Any]:
+    """createEntry over an async client; for tests that race many requests."""
+    input_ = {"ownerId": owner_id, "operation": operation, "nonce": nonce}
+    response = await http.post("/graphql", json={"query": CREATE_ENTRY, "variables": {"input": input_}})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert "errors" not in body, body
+    result: dict[str, Any] = body["data"]["createEntry"]
+    return result
+
+
+def sql(url: str, statement: str, **parameters: Any) -> list[Any]:
+    """Runs one statement on `url` outside the app and returns its rows, if any."""
+
+    async def run() -> list[Any]:
+        engine = create_engine(url, pool_size=1)
+        try:
+            async with engine.connect() as connection:
+                result = await connection.execute(text(statement), parameters)
+                return list(result) if result.returns_rows else []
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def with_database(url: str, database: str) -> str:
+    return make_url(url).set(database=database).render_as_string(hide_password=False)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def clean_environment(**overrides: str) -> dict[str, str]:
+    """The test process's environment without any ledger database configuration, so a
+    child process uses exactly what `overrides` says."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.endswith("DATABASE_URL") and not name.startswith("LEDGER_")
+    }
+    env.update(overrides)
+    return env
+
+
+class ServerProcess:
+    """A real server process (uvicorn or `graphql-ledger serve`) on loopback."""
+
+    def __init__(self, args: list[str], env: Mapping[str, str], ports: list[int]) -> None:
+        self.args = args
+        self.env = dict(env)
+        self.ports = ports
+        self.process: subprocess.Popen[bytes] | None = None
+        # A file, not a pipe: a chatty server must never block on a full pipe.
+        self.log = tempfile.TemporaryFile()
+
+    @classmethod
+    def uvicorn(cls, app: str, env: Mapping[str, str]) -> "ServerProcess":
+        port = free_port()
+        args = [sys.executable, "-m", "uvicorn", f"{app}.app:app", "--port", str(port)]
+        return cls([*args, "--log-level", "warning"], env, [port])
+
+    def url(self, index: int = 0) -> str:
+        return f"http://127.0.0.1:{self.ports[index]}"
+
+    def start(self, timeout: float = 60.0) -> "ServerProcess":
+        self.process = subprocess.Popen(
+            self.args,
+            env=self.env,
+            cwd=ROOT,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        for port in self.ports:
+            while not _answers_graphql(port):
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"server exited early:\n{self.output()}")
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise TimeoutError(f"server not ready in {timeout}s:\n{self.output()}")
+                time.sleep(0.1)
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
+
+    def output(self) -> str:
+        """Everything the process printed so far."""
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
+
+    def __enter__(self) -> "ServerProcess":
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def _answers_graphql(port: int) -> bool:
+    try:
+        response = httpx.post(
+            f"http://127.0.0.1:{port}/graphql", json={"query": "{ __typename }"}, timeout=2
+        )
+    except httpx.TransportError:
+        return False
+    return response.status_code == 200

@@ -1,0 +1,1 @@
+"""travelai: its ledger operations (`operations.py`) and its ASGI app (`app.py`)."""
