@@ -58,7 +58,9 @@ class Settings:
         if app in self.app_database_urls:
             return self.app_database_urls[app]
         if self.database_url is not None:
-            return make_url(self.database_url).set(database=app).render_as_string(hide_password=False)
+            return (
+                make_url(self.database_url).set(database=app).render_as_string(hide_password=False)
+            )
         return None
 
 

@@ -11,7 +11,7 @@ import dataclasses
 import enum
 import logging
 from datetime import datetime
-from typing import Annotated, Any, Union
+from typing import Annotated, Union
 
 import strawberry
 from graphql import GraphQLError
@@ -47,9 +47,7 @@ class BadUserInput(GraphQLError):
 def is_unexpected(error: GraphQLError) -> bool:
     """True for errors raised by a bug or an outage rather than by the request itself;
     these are logged and masked. Syntax, validation and our own GraphQLErrors are not."""
-    return error.original_error is not None and not isinstance(
-        error.original_error, GraphQLError
-    )
+    return error.original_error is not None and not isinstance(error.original_error, GraphQLError)
 
 
 class MaskUnexpectedErrors(MaskErrors):
@@ -198,7 +196,9 @@ def build_schema(operations: type[LedgerOperation]) -> LedgerSchema:
         strawberry.union("CreateEntryResult"),
     ]
 
-    def result_of(outcome: ledger.EntryOutcome) -> Any:
+    def result_of(
+        outcome: ledger.EntryOutcome,
+    ) -> LedgerEntry | InsufficientCredits | NonceConflict | InvalidInput:
         match outcome:
             case ledger.Entry():
                 return LedgerEntry.of(outcome)

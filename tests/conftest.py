@@ -11,7 +11,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from graphql_ledger import Settings, create_app
-from graphql_ledger.storage import EmbeddedPostgres, migrate
+from graphql_ledger.storage import EmbeddedPostgres, ensure_database, migrate
 from healthai.operations import HealthAIOperation
 from tests.support import GraphQLClient, sql, with_database
 from travelai.operations import TravelAIOperation
@@ -33,15 +33,14 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def new_database(postgres_url: str) -> Iterator[Callable[..., str]]:
-    """Makes a database of its own for a test; migrated unless asked otherwise."""
+    """Makes a database of its own for a test: migrated, or just created."""
     created = []
 
     def make(label: str, *, migrated: bool = True) -> str:
         name = f"test_{label}_{uuid.uuid4().hex[:10]}"
         created.append(name)
         url = with_database(postgres_url, name)
-        if migrated:
-            asyncio.run(migrate(url))
+        asyncio.run(migrate(url) if migrated else ensure_database(url))
         return url
 
     yield make

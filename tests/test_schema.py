@@ -1,0 +1,87 @@
+"""The schema factory builds exactly the contract's API for each app; apps differ only in
+their operation enum."""
+
+import re
+
+import pytest
+from graphql import build_schema as parse_sdl
+from graphql import find_breaking_changes, find_dangerous_changes
+
+from graphql_ledger import build_schema
+from graphql_ledger.operations import LedgerOperation
+from healthai.operations import HealthAIOperation
+from travelai.operations import TravelAIOperation
+
+# CONTRACT.md section 2, verbatim but for the enum's name and values.
+CONTRACT_SDL = """
+scalar DateTime
+enum {enum} {{ {values} }}
+type Balance {{ ownerId: ID!  balance: Int!  lastUpdated: DateTime }}
+type LedgerEntry {{
+  id: ID!  ownerId: ID!  operation: {enum}!  amount: Int!  balanceAfter: Int!
+  nonce: String!  createdOn: DateTime!
+}}
+type OperationInfo {{ operation: {enum}!  amount: Int! }}
+input CreateEntryInput {{ ownerId: ID!  operation: {enum}!  nonce: String! }}
+enum LedgerErrorCode {{
+  INSUFFICIENT_CREDITS NONCE_CONFLICT INVALID_INPUT OPERATION_NOT_ALLOWED LIMIT_REACHED
+}}
+interface LedgerError {{ code: LedgerErrorCode!  message: String! }}
+type InsufficientCredits implements LedgerError {{
+  code: LedgerErrorCode!  message: String!  balance: Int!  required: Int!
+}}
+type NonceConflict implements LedgerError {{
+  code: LedgerErrorCode!  message: String!  existing: LedgerEntry!
+}}
+type InvalidInput implements LedgerError {{
+  code: LedgerErrorCode!  message: String!  field: String!
+}}
+union CreateEntryResult = LedgerEntry | InsufficientCredits | NonceConflict | InvalidInput
+type Query {{
+  balance(ownerId: ID!): Balance!
+  balances(ownerIds: [ID!]!): [Balance!]!
+  operations: [OperationInfo!]!
+}}
+type Mutation {{ createEntry(input: CreateEntryInput!): CreateEntryResult! }}
+"""
+
+
+@pytest.mark.parametrize("operations", [HealthAIOperation, TravelAIOperation])
+def test_each_app_schema_is_exactly_the_contract(operations: type[LedgerOperation]) -> None:
+    contract = parse_sdl(
+        CONTRACT_SDL.format(enum=operations.__name__, values=" ".join(op.name for op in operations))
+    )
+    ours = build_schema(operations)._schema
+
+    assert find_breaking_changes(contract, ours) == []
+    assert find_breaking_changes(ours, contract) == []
+    assert find_dangerous_changes(contract, ours) == []
+    assert set(contract.type_map) == set(ours.type_map)
+
+
+def test_the_two_apps_differ_only_in_their_operation_enum() -> None:
+    def normalised(operations: type[LedgerOperation]) -> str:
+        sdl = build_schema(operations).as_str()
+        enum = re.search(rf"\n\nenum {operations.__name__} {{[^}}]*}}", sdl)
+        assert enum is not None
+        return sdl.replace(enum.group(0), "").replace(operations.__name__, "Operation")
+
+    assert normalised(HealthAIOperation) == normalised(TravelAIOperation)
+    assert "enum HealthAIOperation {\n  DAILY_REWARD\n  SIGNUP_CREDIT\n  CREDIT_SPEND\n" in (
+        build_schema(HealthAIOperation).as_str()
+    )
+
+
+def test_a_third_app_is_one_enum_away() -> None:
+    from graphql_ledger import credits, shared
+
+    class ZooAIOperation(LedgerOperation):
+        DAILY_REWARD = shared()
+        SIGNUP_CREDIT = shared()
+        CREDIT_SPEND = shared()
+        CREDIT_ADD = shared()
+        FEEDING = credits(-2)
+
+    sdl = build_schema(ZooAIOperation).as_str()
+    assert "enum ZooAIOperation {" in sdl and "  FEEDING\n}" in sdl
+    assert "operation: ZooAIOperation!" in sdl
