@@ -222,6 +222,15 @@ def test_unknown_operation_is_a_validation_error_and_writes_nothing(
     assert len(body["errors"]) == 1
     assert "BOOKING_REWARD" in body["errors"][0]["message"]
     assert "HealthAIOperation" in body["errors"][0]["message"]
+    assert body["errors"][0]["extensions"] == {"code": "BAD_USER_INPUT"}  # a variable's value
+
+    literal = healthai.execute(
+        f'mutation {{ createEntry(input: {{ownerId: "{owner}", operation: BOOKING_REWARD,'
+        ' nonce: "n"}) { __typename } }'
+    )
+    assert literal.get("data") is None
+    assert "BOOKING_REWARD" in literal["errors"][0]["message"]
+    assert literal["errors"][0]["extensions"] == {"code": "GRAPHQL_VALIDATION_FAILED"}
     assert entries_of(app_urls["healthai"], owner) == []
 
 

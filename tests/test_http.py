@@ -84,12 +84,23 @@ def test_a_syntax_error_is_reported_with_its_location(healthai: GraphQLClient) -
     [error] = body["errors"]
     assert error["message"].startswith("Syntax Error")
     assert error["locations"] == [{"line": 1, "column": 24}]
+    assert error["extensions"] == {"code": "GRAPHQL_PARSE_FAILED"}
 
 
 def test_an_unknown_field_is_a_validation_error(healthai: GraphQLClient) -> None:
     body = healthai.execute('{ balance(ownerId: "a") { credits } }')
     assert body["data"] is None
-    assert body["errors"][0]["message"] == "Cannot query field 'credits' on type 'Balance'."
+    [error] = body["errors"]
+    assert error["message"] == "Cannot query field 'credits' on type 'Balance'."
+    assert error["extensions"] == {"code": "GRAPHQL_VALIDATION_FAILED"}
+
+
+def test_a_variable_that_does_not_fit_its_type_is_bad_user_input(healthai: GraphQLClient) -> None:
+    body = healthai.execute("query($o: ID!) { balance(ownerId: $o) { balance } }", o=[1, 2])
+    assert body["data"] is None
+    [error] = body["errors"]
+    assert error["message"].startswith("Variable '$o'")
+    assert error["extensions"] == {"code": "BAD_USER_INPUT"}
 
 
 @pytest.fixture

@@ -12,7 +12,8 @@ from graphql_ledger.operations import LedgerOperation
 from healthai.operations import HealthAIOperation
 from travelai.operations import TravelAIOperation
 
-# CONTRACT.md section 2, verbatim but for the enum's name and values.
+# CONTRACT.md section 2, verbatim but for the enum's name and values, plus what later
+# issues added: history and as-of balances (issue 3).
 CONTRACT_SDL = """
 scalar DateTime
 enum {enum} {{ {values} }}
@@ -37,10 +38,23 @@ type InvalidInput implements LedgerError {{
   code: LedgerErrorCode!  message: String!  field: String!
 }}
 union CreateEntryResult = LedgerEntry | InsufficientCredits | NonceConflict | InvalidInput
+type PageInfo {{
+  hasNextPage: Boolean!  hasPreviousPage: Boolean!  startCursor: String  endCursor: String
+}}
+type LedgerEntryEdge {{ cursor: String!  node: LedgerEntry! }}
+type LedgerEntryConnection {{ edges: [LedgerEntryEdge!]!  pageInfo: PageInfo! }}
+type Owner {{
+  id: ID!  balance: Int!  lastUpdated: DateTime
+  entries(first: Int = 20, after: String, operation: {enum}, since: DateTime,
+          until: DateTime): LedgerEntryConnection!
+}}
 type Query {{
-  balance(ownerId: ID!): Balance!
+  balance(ownerId: ID!, at: DateTime): Balance!
   balances(ownerIds: [ID!]!): [Balance!]!
   operations: [OperationInfo!]!
+  entries(ownerId: ID!, first: Int = 20, after: String, operation: {enum}, since: DateTime,
+          until: DateTime): LedgerEntryConnection!
+  owner(id: ID!): Owner!
 }}
 type Mutation {{ createEntry(input: CreateEntryInput!): CreateEntryResult! }}
 """

@@ -3,26 +3,77 @@ connection of its own, so concurrent resolvers of one request never share one. T
 themselves (locking, no overdraft, idempotency) live in the database's create_entry()."""
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ARRAY, Text, bindparam, text
+from sqlalchemy import ARRAY, BigInteger, DateTime, Integer, Text, bindparam, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from graphql_ledger.history import HistoryPage, HistoryQuery
 from graphql_ledger.ledger import Balance, Entry, InsufficientCredits, NonceConflict
 from graphql_ledger.operations import LedgerOperation
 
 __all__ = ["LedgerRepository"]
 
-_CREATE_ENTRY = text(
-    "SELECT outcome, entry_id, entry_operation, entry_amount, entry_balance_after,"
-    " entry_created_on, current_balance"
+CREATE_ENTRY = text(
+    "SELECT outcome, entry_id AS id, entry_operation AS operation, entry_amount AS amount,"
+    " entry_balance_after AS balance_after, entry_created_on AS created_on, current_balance"
     " FROM create_entry(:owner_id, :operation, :amount, :nonce)"
 )
 
-_BALANCES = text(
+BALANCES = text(
     "SELECT owner_id, balance, last_updated FROM balances WHERE owner_id = ANY(:owner_ids)"
 ).bindparams(bindparam("owner_ids", type_=ARRAY(Text)))
+
+# Pages of several owners' histories in one statement: one index range scan of
+# entries_pkey (owner_id, created_on, id) per requested page, newest first, starting right
+# at the page's upper bound. A missing bound becomes an infinite one so that every
+# condition stays an index condition.
+ENTRY_PAGES = text(
+    """
+    SELECT q.n, e.id, e.operation, e.amount, e.balance_after, e.nonce, e.created_on
+      FROM unnest(:owner_ids, :limits, :below_created_on, :below_ids, :operations, :since)
+           WITH ORDINALITY AS q(owner_id, lim, below_created_on, below_id, operation, since, n)
+     CROSS JOIN LATERAL (
+           SELECT e.id, e.operation, e.amount, e.balance_after, e.nonce, e.created_on
+             FROM entries e
+            WHERE e.owner_id = q.owner_id
+              AND (e.created_on, e.id) < (coalesce(q.below_created_on, 'infinity'),
+                                          coalesce(q.below_id, 9223372036854775807))
+              AND e.created_on >= coalesce(q.since, '-infinity')
+              AND (q.operation IS NULL OR e.operation = q.operation)
+            ORDER BY e.created_on DESC, e.id DESC
+            LIMIT q.lim) e
+     ORDER BY q.n, e.created_on DESC, e.id DESC
+    """
+).bindparams(
+    bindparam("owner_ids", type_=ARRAY(Text)),
+    bindparam("limits", type_=ARRAY(Integer)),
+    bindparam("below_created_on", type_=ARRAY(DateTime(timezone=True))),
+    bindparam("below_ids", type_=ARRAY(BigInteger)),
+    bindparam("operations", type_=ARRAY(Text)),
+    bindparam("since", type_=ARRAY(DateTime(timezone=True))),
+)
+
+# Balances as of instants: the balance_after of each owner's newest entry created at or
+# before the instant, one index lookup each.
+BALANCES_AT = text(
+    """
+    SELECT q.n, e.balance_after, e.created_on
+      FROM unnest(:owner_ids, :instants) WITH ORDINALITY AS q(owner_id, instant, n)
+      LEFT JOIN LATERAL (
+           SELECT e.balance_after, e.created_on
+             FROM entries e
+            WHERE e.owner_id = q.owner_id AND e.created_on <= q.instant
+            ORDER BY e.created_on DESC, e.id DESC
+            LIMIT 1) e ON true
+     ORDER BY q.n
+    """
+).bindparams(
+    bindparam("owner_ids", type_=ARRAY(Text)),
+    bindparam("instants", type_=ARRAY(DateTime(timezone=True))),
+)
 
 # create_entry() raises this when a copy of the same request committed concurrently.
 _NONCE_KEY = "entries_owner_nonce_key"
@@ -59,30 +110,67 @@ class LedgerRepository:
         outcome = row.outcome
         if outcome == "insufficient_credits":
             return InsufficientCredits(balance=row.current_balance, required=-operation.amount)
-        entry = Entry(
-            id=row.entry_id,
-            owner_id=owner_id,
-            operation=self.operations[row.entry_operation],
-            amount=row.entry_amount,
-            balance_after=row.entry_balance_after,
-            nonce=nonce,
-            created_on=row.entry_created_on,
-        )
+        entry = self._entry(row, owner_id, nonce)
         return NonceConflict(existing=entry) if outcome == "nonce_conflict" else entry
+
+    def _entry(self, row: Any, owner_id: str, nonce: str) -> Entry:
+        return Entry(
+            id=row.id,
+            owner_id=owner_id,
+            operation=self.operations[row.operation],
+            amount=row.amount,
+            balance_after=row.balance_after,
+            nonce=nonce,
+            created_on=row.created_on,
+        )
 
     async def _create_entry(self, parameters: dict[str, Any]) -> Any:
         async with self.engine.connect() as connection:
-            result = await connection.execute(_CREATE_ENTRY, parameters)
+            result = await connection.execute(CREATE_ENTRY, parameters)
             return result.one()
 
     async def balances_of(self, owner_ids: Sequence[str]) -> list[Balance]:
         """Balances of `owner_ids`, in the same order, in one query."""
         async with self.engine.connect() as connection:
-            result = await connection.execute(_BALANCES, {"owner_ids": list(set(owner_ids))})
+            result = await connection.execute(BALANCES, {"owner_ids": list(set(owner_ids))})
             found = {row.owner_id: row for row in result}
         return [
             Balance(owner_id, found[owner_id].balance, found[owner_id].last_updated)
             if owner_id in found
             else Balance(owner_id, 0, None)
             for owner_id in owner_ids
+        ]
+
+    async def entry_pages(self, queries: Sequence[HistoryQuery]) -> list[HistoryPage]:
+        """A page of history for each query, in the same order, in one statement."""
+        bounds = [q.upper_bound() for q in queries]
+        columns: dict[str, list[Any]] = {
+            "owner_ids": [q.owner_id for q in queries],
+            "limits": [q.first + 1 for q in queries],  # one more tells if a next page exists
+            "below_created_on": [b.created_on if b else None for b in bounds],
+            "below_ids": [b.id if b else None for b in bounds],
+            "operations": [q.operation.name if q.operation else None for q in queries],
+            "since": [q.since for q in queries],
+        }
+        found: list[list[Entry]] = [[] for _ in queries]
+        async with self.engine.connect() as connection:
+            for row in await connection.execute(ENTRY_PAGES, columns):
+                found[row.n - 1].append(self._entry(row, queries[row.n - 1].owner_id, row.nonce))
+        return [
+            HistoryPage(tuple(entries[: q.first]), has_next_page=len(entries) > q.first)
+            for q, entries in zip(queries, found, strict=True)
+        ]
+
+    async def balances_at(self, requests: Sequence[tuple[str, datetime]]) -> list[Balance]:
+        """Each owner's balance right after its newest entry created at or before the
+        instant (0 and no last_updated before its first entry), in one statement."""
+        parameters = {
+            "owner_ids": [owner_id for owner_id, _ in requests],
+            "instants": [instant for _, instant in requests],
+        }
+        async with self.engine.connect() as connection:
+            rows = list(await connection.execute(BALANCES_AT, parameters))
+        return [
+            Balance(owner_id, row.balance_after or 0, row.created_on)
+            for (owner_id, _), row in zip(requests, rows, strict=True)
         ]

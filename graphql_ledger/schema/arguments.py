@@ -1,0 +1,73 @@
+"""Query arguments checked before anything reaches storage: each broken rule is a
+BadUserInput that names the argument, and nothing is read."""
+
+import dataclasses
+from collections.abc import Sequence
+from datetime import datetime
+
+from graphql_ledger import ledger
+from graphql_ledger.history import MAX_PAGE_SIZE, HistoryQuery, InvalidCursor
+from graphql_ledger.operations import LedgerOperation
+from graphql_ledger.schema.errors import BadUserInput
+
+__all__ = [
+    "MAX_BALANCES_PER_QUERY",
+    "checked_instant",
+    "checked_owner_id",
+    "checked_owner_ids",
+    "history_query",
+]
+
+MAX_BALANCES_PER_QUERY = 100
+
+
+def checked_owner_id(owner_id: str, argument: str = "ownerId") -> str:
+    problem = ledger.identifier_problem(argument, owner_id)
+    if problem is not None:
+        raise BadUserInput(problem.message)
+    return owner_id
+
+
+def checked_owner_ids(owner_ids: Sequence[str]) -> list[str]:
+    if len(owner_ids) > MAX_BALANCES_PER_QUERY:
+        raise BadUserInput(f"ownerIds holds {len(owner_ids)} ids; at most {MAX_BALANCES_PER_QUERY}")
+    return [checked_owner_id(owner_id) for owner_id in owner_ids]
+
+
+def checked_instant(value: datetime | None, argument: str) -> datetime | None:
+    """An instant must say its offset: a local time names no instant."""
+    if value is not None and value.utcoffset() is None:
+        raise BadUserInput(
+            f"{argument} must include a UTC offset, e.g. 2026-11-26T09:30:00Z or +01:00"
+        )
+    return value
+
+
+def history_query(
+    owner_id: str,
+    first: int | None,
+    after: str | None,
+    operation: LedgerOperation | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> HistoryQuery:
+    """The page the `entries` arguments ask for."""
+    if first is not None and not 1 <= first <= MAX_PAGE_SIZE:
+        raise BadUserInput(f"first must be from 1 to {MAX_PAGE_SIZE}, not {first}")
+    since, until = checked_instant(since, "since"), checked_instant(until, "until")
+    if since is not None and until is not None and since > until:
+        raise BadUserInput("since must not be later than until")
+    query = HistoryQuery(
+        owner_id=checked_owner_id(owner_id),
+        operation=operation,
+        since=since,
+        until=until,
+    )
+    if first is not None:
+        query = dataclasses.replace(query, first=first)
+    if after is not None:
+        try:
+            query = dataclasses.replace(query, after=query.position_of(after))
+        except InvalidCursor as error:
+            raise BadUserInput(str(error)) from None
+    return query

@@ -1,0 +1,269 @@
+"""`build_schema`: one app's Strawberry schema from its operation enum. The types that
+mention the enum (LedgerEntry and everything holding one) are made here, once per app;
+the apps' schemas differ only in that enum.
+
+This module must not use `from __future__ import annotations`: Strawberry resolves
+annotations at runtime, and string annotations cannot see the factory's local classes.
+"""
+
+from datetime import datetime
+from typing import Annotated, Optional, TypeVar, Union
+
+import strawberry
+from strawberry import UNSET
+
+from graphql_ledger import history, ledger
+from graphql_ledger.operations import LedgerOperation
+from graphql_ledger.schema import arguments
+from graphql_ledger.schema.context import LedgerContext
+from graphql_ledger.schema.errors import ErrorCodes, LedgerSchema, MaskUnexpectedErrors
+from graphql_ledger.schema.types import (
+    Balance,
+    InsufficientCredits,
+    InvalidInput,
+    LedgerError,
+    LedgerErrorCode,
+    PageInfo,
+)
+
+__all__ = ["build_schema"]
+
+T = TypeVar("T")
+
+
+def given(value: T | None) -> T | None:
+    """An optional argument's value; None when the client left it out (UNSET, which keeps
+    Strawberry from printing `= null` defaults into the SDL) or sent null."""
+    return None if value is UNSET else value
+
+
+def build_schema(operations: type[LedgerOperation]) -> LedgerSchema:
+    """Builds the GraphQL schema of the app whose operations are `operations`; its enum
+    is named after the class (`HealthAIOperation`)."""
+    strawberry.enum(operations, name=operations.__name__)
+    OperationFilter = Annotated[
+        Optional[LedgerOperation],  # noqa: UP045
+        strawberry.argument(
+            graphql_type=Optional[operations],  # noqa: UP045
+            description="Only entries of this operation.",
+        ),
+    ]
+    Since = Annotated[
+        Optional[datetime],  # noqa: UP045
+        strawberry.argument(description="Only entries created at or after this instant."),
+    ]
+    Until = Annotated[
+        Optional[datetime],  # noqa: UP045
+        strawberry.argument(description="Only entries created at or before this instant."),
+    ]
+    First = Annotated[
+        Optional[int],  # noqa: UP045
+        strawberry.argument(description=f"Page size, 1 to {history.MAX_PAGE_SIZE}."),
+    ]
+    After = Annotated[
+        Optional[str],  # noqa: UP045
+        strawberry.argument(description="endCursor of the previous page."),
+    ]
+
+    @strawberry.type(description="One append-only line of an owner's ledger.")
+    class LedgerEntry:
+        id: strawberry.ID
+        owner_id: strawberry.ID
+        operation: LedgerOperation = strawberry.field(graphql_type=operations)
+        amount: int
+        balance_after: int = strawberry.field(
+            description="The owner's balance right after this entry."
+        )
+        nonce: str
+        created_on: datetime
+
+        @classmethod
+        def of(cls, entry: ledger.Entry) -> "LedgerEntry":
+            return cls(
+                id=strawberry.ID(str(entry.id)),
+                owner_id=strawberry.ID(entry.owner_id),
+                operation=entry.operation,
+                amount=entry.amount,
+                balance_after=entry.balance_after,
+                nonce=entry.nonce,
+                created_on=entry.created_on,
+            )
+
+    @strawberry.type(description="An entry of a history page and its cursor.")
+    class LedgerEntryEdge:
+        cursor: str
+        node: LedgerEntry
+
+    @strawberry.type(description="A page of an owner's entries, newest first.")
+    class LedgerEntryConnection:
+        edges: list[LedgerEntryEdge]
+        page_info: PageInfo
+
+        @classmethod
+        def of(
+            cls, query: history.HistoryQuery, page: history.HistoryPage
+        ) -> "LedgerEntryConnection":
+            edges = [
+                LedgerEntryEdge(cursor=query.cursor(e), node=LedgerEntry.of(e))
+                for e in page.entries
+            ]
+            return cls(
+                edges=edges,
+                page_info=PageInfo(
+                    has_next_page=page.has_next_page,
+                    has_previous_page=query.after is not None,
+                    start_cursor=edges[0].cursor if edges else None,
+                    end_cursor=edges[-1].cursor if edges else None,
+                ),
+            )
+
+    async def entries_page(
+        info: strawberry.Info,
+        owner_id: str,
+        first: int | None,
+        after: str | None,
+        operation: LedgerOperation | None,
+        since: datetime | None,
+        until: datetime | None,
+    ) -> LedgerEntryConnection:
+        query = arguments.history_query(
+            owner_id, first, given(after), given(operation), given(since), given(until)
+        )
+        context: LedgerContext = info.context
+        return LedgerEntryConnection.of(query, await context.entry_pages.load(query))
+
+    @strawberry.type(description="An owner: its balance and its history.")
+    class Owner:
+        id: strawberry.ID
+
+        @strawberry.field(description="0 for an owner with no entries.")
+        async def balance(self, info: strawberry.Info) -> int:
+            context: LedgerContext = info.context
+            return (await context.balances.load(self.id)).balance
+
+        @strawberry.field(description="createdOn of the newest entry; null when none.")
+        async def last_updated(self, info: strawberry.Info) -> datetime | None:
+            context: LedgerContext = info.context
+            return (await context.balances.load(self.id)).last_updated
+
+        @strawberry.field(description="The owner's entries, newest first.")
+        async def entries(
+            self,
+            info: strawberry.Info,
+            first: First = history.DEFAULT_PAGE_SIZE,
+            after: After = UNSET,
+            operation: OperationFilter = UNSET,
+            since: Since = UNSET,
+            until: Until = UNSET,
+        ) -> LedgerEntryConnection:
+            return await entries_page(info, self.id, first, after, operation, since, until)
+
+    @strawberry.type(description="The nonce already identifies another operation's entry.")
+    class NonceConflict(LedgerError):
+        existing: LedgerEntry
+
+    @strawberry.type(description="An operation and the credits one entry of it adds or takes.")
+    class OperationInfo:
+        operation: LedgerOperation = strawberry.field(graphql_type=operations)
+        amount: int
+
+    @strawberry.input
+    class CreateEntryInput:
+        owner_id: strawberry.ID
+        operation: LedgerOperation = strawberry.field(graphql_type=operations)
+        nonce: str = strawberry.field(
+            description="Chosen by the client; the same ownerId and nonce is the same entry."
+        )
+
+    CreateEntryResult = Annotated[
+        Union[LedgerEntry, InsufficientCredits, NonceConflict, InvalidInput],  # noqa: UP007
+        strawberry.union("CreateEntryResult"),
+    ]
+
+    def result_of(
+        outcome: ledger.EntryOutcome,
+    ) -> LedgerEntry | InsufficientCredits | NonceConflict | InvalidInput:
+        match outcome:
+            case ledger.Entry():
+                return LedgerEntry.of(outcome)
+            case ledger.InsufficientCredits():
+                return InsufficientCredits.of(outcome)
+            case ledger.NonceConflict(existing=existing):
+                return NonceConflict(
+                    code=LedgerErrorCode.NONCE_CONFLICT,
+                    message=outcome.message,
+                    existing=LedgerEntry.of(existing),
+                )
+            case ledger.InvalidInput():
+                return InvalidInput.of(outcome)
+
+    @strawberry.type
+    class Query:
+        @strawberry.field(
+            description="An owner's balance; with `at`, as it was right after the newest "
+            "entry created at or before that instant (0 before the first entry)."
+        )
+        async def balance(
+            self, info: strawberry.Info, owner_id: strawberry.ID, at: datetime | None = UNSET
+        ) -> Balance:
+            context: LedgerContext = info.context
+            owner_id = strawberry.ID(arguments.checked_owner_id(owner_id))
+            instant = arguments.checked_instant(given(at), "at")
+            if instant is None:
+                return await context.balances.load(owner_id)
+            return await context.balances_at.load((owner_id, instant))
+
+        @strawberry.field(
+            description="Several owners' balances, in the order asked; at most "
+            f"{arguments.MAX_BALANCES_PER_QUERY} ids."
+        )
+        async def balances(
+            self, info: strawberry.Info, owner_ids: list[strawberry.ID]
+        ) -> list[Balance]:
+            context: LedgerContext = info.context
+            return await context.balances.load_many(arguments.checked_owner_ids(owner_ids))
+
+        @strawberry.field(description="Every operation of this app and its amount.")
+        def operations(self) -> list[OperationInfo]:
+            return [OperationInfo(operation=op, amount=op.amount) for op in operations]
+
+        @strawberry.field(description="An owner's entries, newest first.")
+        async def entries(
+            self,
+            info: strawberry.Info,
+            owner_id: strawberry.ID,
+            first: First = history.DEFAULT_PAGE_SIZE,
+            after: After = UNSET,
+            operation: OperationFilter = UNSET,
+            since: Since = UNSET,
+            until: Until = UNSET,
+        ) -> LedgerEntryConnection:
+            return await entries_page(info, owner_id, first, after, operation, since, until)
+
+        @strawberry.field(description="An owner, to read its balance and history at once.")
+        def owner(self, id: strawberry.ID) -> Owner:
+            return Owner(id=strawberry.ID(arguments.checked_owner_id(id, "id")))
+
+    @strawberry.type
+    class Mutation:
+        @strawberry.mutation(
+            description="Appends an entry, or answers with the original one for a replayed "
+            "nonce, or with a LedgerError and writes nothing."
+        )
+        async def create_entry(
+            self, info: strawberry.Info, input: CreateEntryInput
+        ) -> CreateEntryResult:
+            problem = ledger.identifier_problem(
+                "ownerId", input.owner_id
+            ) or ledger.identifier_problem("nonce", input.nonce)
+            if problem is not None:
+                return result_of(problem)
+            context: LedgerContext = info.context
+            outcome = await context.repository.create_entry(
+                input.owner_id, input.operation, input.nonce
+            )
+            return result_of(outcome)
+
+    return LedgerSchema(
+        query=Query, mutation=Mutation, extensions=[MaskUnexpectedErrors, ErrorCodes]
+    )
