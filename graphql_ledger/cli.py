@@ -1,6 +1,6 @@
-"""The `graphql-ledger` command: `serve`, `migrate` and `export-schema`. Thin: it resolves
-each app's database (starting the embedded server when none is configured) and hands
-over to the app, storage and schema modules."""
+"""The `graphql-ledger` command: `serve`, `migrate`, `export-schema` and `token`. Thin: it
+resolves each app's database (starting the embedded server when none is configured) and
+token key, and hands over to the app, auth, storage and schema modules."""
 
 import argparse
 import asyncio
@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 import uvicorn
 
 from graphql_ledger.app import create_app
+from graphql_ledger.auth import authenticator_for, development_secret, issue_token, signing_secret
 from graphql_ledger.config import ConfigError, Settings
 from graphql_ledger.registry import UnknownApp, select_apps
 from graphql_ledger.schema import build_schema
@@ -66,7 +67,22 @@ def _parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export-schema", help="print an app's GraphQL schema (SDL)")
     export.add_argument("app", metavar="APP")
     export.set_defaults(run=_export_schema)
+
+    token = commands.add_parser(
+        "token", help="print a bearer token for an app, signed with the configured secret"
+    )
+    token.add_argument("--app", required=True, help="the app the token is for (its audience)")
+    token.add_argument("--sub", required=True, metavar="OWNER", help="the owner it acts as")
+    token.add_argument(
+        "--service", action="store_true", help="a backend service token: any owner, any operation"
+    )
+    token.add_argument("--ttl", type=int, default=3600, metavar="SECONDS", help="lifetime (3600)")
+    token.set_defaults(run=_token)
     return parser
+
+
+# What `serve` prints for development on the embedded database: long enough for a day's work.
+_DEVELOPMENT_TOKEN_TTL = 30 * 24 * 3600
 
 
 @contextlib.contextmanager
@@ -93,6 +109,32 @@ def _migrate(args: argparse.Namespace) -> int:
     with _databases(settings, list(select_apps(args.apps))) as urls:
         asyncio.run(_migrate_all(urls))
     return 0
+
+
+def _token(args: argparse.Namespace) -> int:
+    [app] = select_apps([args.app])
+    if args.ttl <= 0:
+        raise ConfigError("--ttl must be a positive number of seconds")
+    secret = signing_secret(Settings.from_env(), app)
+    print(issue_token(secret, app, args.sub, service=args.service, ttl=args.ttl))
+    return 0
+
+
+def _print_development_tokens(settings: Settings, apps: Sequence[str]) -> None:
+    for app in apps:
+        token = issue_token(
+            signing_secret(settings, app),
+            app,
+            "developer",
+            service=True,
+            ttl=_DEVELOPMENT_TOKEN_TTL,
+        )
+        logger.info(
+            "%s: a development service token (30 days); paste into GraphiQL's headers:\n"
+            '    {"Authorization": "Bearer %s"}',
+            app,
+            token,
+        )
 
 
 def _export_schema(args: argparse.Namespace) -> int:
@@ -124,14 +166,30 @@ async def _serve_all(servers: list[_Server]) -> None:
 def _serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     apps = select_apps(args.apps)
+    # With no key configured and every app on the embedded database, tokens are signed
+    # with the development secret in the data dir. Otherwise a key must be configured:
+    # building each app's authenticator now fails on a missing or unreadable one before
+    # anything starts.
+    development = (
+        settings.auth
+        and not settings.token_key_configured
+        and all(settings.configured_database_url(app) is None for app in apps)
+    )
+    if settings.auth and not development:
+        for name in apps:
+            authenticator_for(settings, name)
     with _databases(settings, list(apps)) as urls:
         asyncio.run(_migrate_all(urls))
         serving = dataclasses.replace(settings, app_database_urls=urls)
+        if development:
+            _print_development_tokens(settings, list(apps))
+            secret = development_secret(settings.data_dir)
+            serving = dataclasses.replace(serving, jwt_secret=secret)
         servers = []
         for offset, (name, operations) in enumerate(apps.items()):
             port = args.port + offset
-            app = create_app(name, operations, serving)
-            servers.append(_Server(uvicorn.Config(app, host=args.host, port=port)))
+            asgi = create_app(name, operations, serving)
+            servers.append(_Server(uvicorn.Config(asgi, host=args.host, port=port)))
             logger.info("%s: GraphQL and GraphiQL at http://%s:%d/graphql", name, args.host, port)
         asyncio.run(_serve_all(servers))
     return 0 if all(server.started for server in servers) else 1

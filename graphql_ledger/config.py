@@ -1,5 +1,5 @@
 """Configuration, read once from the environment when a process starts. Every variable the
-service reads is named here and documented in docs/configuration.md."""
+service reads is named here and documented in the README's Configuration section."""
 
 import os
 from collections.abc import Mapping
@@ -26,10 +26,20 @@ class Settings:
         app_database_urls: `<APP>_DATABASE_URL` values by lower-case app name.
         database_url: `DATABASE_URL`, a server on which each app uses a database named
             after the app.
-        data_dir: `LEDGER_DATA_DIR`, where the embedded PostgreSQL keeps its data when no
-            database is configured.
+        data_dir: `LEDGER_DATA_DIR`, where the embedded PostgreSQL keeps its data (and the
+            development token secret) when no database is configured.
         pool_size: `LEDGER_DB_POOL_SIZE`, connections each process keeps per app database.
         pool_timeout: `LEDGER_DB_POOL_TIMEOUT`, seconds a request waits for a connection.
+        auth: `LEDGER_AUTH` (`on` or `off`): whether requests need a bearer token.
+        jwt_secret: `LEDGER_JWT_SECRET`, the HS256 key tokens are signed with.
+        jwt_public_key: `LEDGER_JWT_PUBLIC_KEY`, a PEM file of the RS256 or ES256 public
+            key tokens are verified with, when an identity provider signs them.
+        introspection: `LEDGER_INTROSPECTION` (`on` or `off`).
+        cors_origins: `LEDGER_CORS_ORIGINS`, comma-separated origins browsers may call
+            from; none by default.
+        max_depth, max_aliases, max_tokens: `LEDGER_MAX_DEPTH`, `LEDGER_MAX_ALIASES`,
+            `LEDGER_MAX_TOKENS`, limits on one GraphQL document.
+        max_body_bytes: `LEDGER_MAX_BODY_BYTES`, the largest request body accepted.
     """
 
     app_database_urls: Mapping[str, str] = field(default_factory=dict)
@@ -37,6 +47,15 @@ class Settings:
     data_dir: Path = Path(".ledger")
     pool_size: int = 10
     pool_timeout: float = 5.0
+    auth: bool = True
+    jwt_secret: str | None = None
+    jwt_public_key: Path | None = None
+    introspection: bool = True
+    cors_origins: tuple[str, ...] = ()
+    max_depth: int = 10
+    max_aliases: int = 100
+    max_tokens: int = 2000
+    max_body_bytes: int = 1024 * 1024
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> "Settings":
@@ -45,12 +64,26 @@ class Settings:
             for name, value in environ.items()
             if name.endswith(_APP_URL_SUFFIX) and name != "DATABASE_URL" and value
         }
+        public_key = environ.get("LEDGER_JWT_PUBLIC_KEY")
+        secret = environ.get("LEDGER_JWT_SECRET") or None
+        if secret and public_key:
+            raise ConfigError("set LEDGER_JWT_SECRET or LEDGER_JWT_PUBLIC_KEY, not both")
+        origins = environ.get("LEDGER_CORS_ORIGINS", "")
         return cls(
             app_database_urls=app_urls,
             database_url=environ.get("DATABASE_URL") or None,
             data_dir=Path(environ.get("LEDGER_DATA_DIR") or ".ledger"),
             pool_size=_positive(environ, "LEDGER_DB_POOL_SIZE", int, cls.pool_size),
             pool_timeout=_positive(environ, "LEDGER_DB_POOL_TIMEOUT", float, cls.pool_timeout),
+            auth=_switch(environ, "LEDGER_AUTH", cls.auth),
+            jwt_secret=secret,
+            jwt_public_key=Path(public_key) if public_key else None,
+            introspection=_switch(environ, "LEDGER_INTROSPECTION", cls.introspection),
+            cors_origins=tuple(o.strip() for o in origins.split(",") if o.strip()),
+            max_depth=_positive(environ, "LEDGER_MAX_DEPTH", int, cls.max_depth),
+            max_aliases=_positive(environ, "LEDGER_MAX_ALIASES", int, cls.max_aliases),
+            max_tokens=_positive(environ, "LEDGER_MAX_TOKENS", int, cls.max_tokens),
+            max_body_bytes=_positive(environ, "LEDGER_MAX_BODY_BYTES", int, cls.max_body_bytes),
         )
 
     def configured_database_url(self, app: str) -> str | None:
@@ -58,10 +91,13 @@ class Settings:
         if app in self.app_database_urls:
             return self.app_database_urls[app]
         if self.database_url is not None:
-            return (
-                make_url(self.database_url).set(database=app).render_as_string(hide_password=False)
-            )
+            url = make_url(self.database_url).set(database=app)
+            return url.render_as_string(hide_password=False)
         return None
+
+    @property
+    def token_key_configured(self) -> bool:
+        return self.jwt_secret is not None or self.jwt_public_key is not None
 
 
 _Number = TypeVar("_Number", int, float)
@@ -80,3 +116,14 @@ def _positive(
     if value <= 0:
         raise ConfigError(f"{name} must be a positive number, not {raw!r}")
     return value
+
+
+def _switch(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("on", "true", "1", "yes"):
+        return True
+    if raw in ("off", "false", "0", "no"):
+        return False
+    raise ConfigError(f"{name} must be on or off, not {raw!r}")

@@ -14,7 +14,9 @@ __all__ = [
     "EntryOutcome",
     "InsufficientCredits",
     "InvalidInput",
+    "LimitReached",
     "NonceConflict",
+    "OperationNotAllowed",
     "identifier_problem",
 ]
 
@@ -81,7 +83,35 @@ class InvalidInput:
     message: str
 
 
-EntryOutcome = Entry | InsufficientCredits | NonceConflict | InvalidInput
+@dataclass(frozen=True, slots=True)
+class OperationNotAllowed:
+    """The caller may not create this entry: another owner's, or an operation reserved
+    to backend services. Nothing was written, and nothing of the owner is revealed."""
+
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class LimitReached:
+    """The owner already had this operation as often as its limit allows; nothing was
+    written. `retry_after` is when it is allowed again, None for never."""
+
+    operation: LedgerOperation
+    retry_after: datetime | None
+
+    @property
+    def message(self) -> str:
+        if self.retry_after is None:
+            return f"{self.operation.name} is allowed once per owner and was already granted"
+        return (
+            f"{self.operation.name} is allowed once per UTC day; "
+            f"next at {self.retry_after.isoformat()}"
+        )
+
+
+EntryOutcome = (
+    Entry | InsufficientCredits | NonceConflict | InvalidInput | OperationNotAllowed | LimitReached
+)
 
 
 def identifier_problem(field: str, value: str) -> InvalidInput | None:

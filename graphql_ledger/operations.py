@@ -1,5 +1,5 @@
-"""The ledger's operations: the four every app shares, their amounts, and the base enum an
-app subclasses to declare its own. Pure domain: no storage, no GraphQL.
+"""The ledger's operations: the four every app shares, their amounts and rules, and the
+base enum an app subclasses to declare its own. Pure domain: no storage, no GraphQL.
 
 An app declares its operations like this, and the class statement itself fails when a
 shared operation is missing or an operation has no amount::
@@ -11,6 +11,9 @@ shared operation is missing or an operation has no amount::
         CREDIT_ADD = shared()
         CONTENT_CREATION = credits(-5)
         CONTENT_ACCESS = credits(0)
+
+Each operation also says whether end users may invoke it for themselves (by default those
+that do not add credits) and how often an owner may have it (`Limit`).
 """
 
 from collections.abc import Mapping
@@ -21,40 +24,70 @@ from typing import Any
 
 __all__ = [
     "SHARED_AMOUNTS",
+    "SHARED_OPERATIONS",
     "LedgerOperation",
+    "Limit",
     "OperationDeclaration",
     "credits",
     "shared",
 ]
 
-SHARED_AMOUNTS: Mapping[str, int] = MappingProxyType(
-    {
-        "DAILY_REWARD": 1,
-        "SIGNUP_CREDIT": 3,
-        "CREDIT_SPEND": -1,
-        "CREDIT_ADD": 10,
-    }
-)
+
+class Limit(Enum):
+    """How often one owner may have an entry of an operation, whatever its nonce. The
+    database enforces it; the value is what create_entry() is told."""
+
+    ONCE = "once"
+    ONCE_PER_UTC_DAY = "utc_day"
 
 
 @dataclass(frozen=True, eq=False)
 class OperationDeclaration:
     """What an enum member was declared as; compared by identity, so that two
-    operations with the same amount stay two members rather than becoming aliases."""
+    operations with the same amount stay two members rather than becoming aliases.
+    `amount` None stands for a shared operation, whose rules live in SHARED_OPERATIONS."""
 
     amount: int | None
+    user_may_invoke: bool = False
+    limit: Limit | None = None
 
 
 def shared() -> OperationDeclaration:
-    """Declares one of the shared operations; its amount lives in `SHARED_AMOUNTS`."""
+    """Declares one of the shared operations; its rules live in `SHARED_OPERATIONS`."""
     return OperationDeclaration(amount=None)
 
 
-def credits(amount: int) -> OperationDeclaration:
-    """Declares an app's own operation that changes a balance by `amount` credits."""
+def credits(
+    amount: int, *, user_may_invoke: bool | None = None, limit: Limit | None = None
+) -> OperationDeclaration:
+    """Declares an app's own operation that changes a balance by `amount` credits.
+
+    Args:
+        amount: Credits one entry adds (positive) or takes (negative).
+        user_may_invoke: Whether an end user's token may create it for its own owner;
+            by default those that add no credits (amount <= 0). Otherwise only a backend
+            service may.
+        limit: How often one owner may have it; unlimited by default.
+    """
     if isinstance(amount, bool) or not isinstance(amount, int):
         raise TypeError(f"credits() takes a whole number of credits, not {amount!r}")
-    return OperationDeclaration(amount=amount)
+    if user_may_invoke is None:
+        user_may_invoke = amount <= 0
+    return OperationDeclaration(amount=amount, user_may_invoke=user_may_invoke, limit=limit)
+
+
+SHARED_OPERATIONS: Mapping[str, OperationDeclaration] = MappingProxyType(
+    {
+        "DAILY_REWARD": credits(1, user_may_invoke=True, limit=Limit.ONCE_PER_UTC_DAY),
+        "SIGNUP_CREDIT": credits(3, user_may_invoke=False, limit=Limit.ONCE),
+        "CREDIT_SPEND": credits(-1, user_may_invoke=True),
+        "CREDIT_ADD": credits(10, user_may_invoke=False),  # a purchase
+    }
+)
+
+SHARED_AMOUNTS: Mapping[str, int] = MappingProxyType(
+    {name: declared.amount or 0 for name, declared in SHARED_OPERATIONS.items()}
+)
 
 
 class _OperationType(EnumType):
@@ -74,7 +107,7 @@ class _OperationType(EnumType):
 def _check_declarations(cls: Any) -> None:
     members: dict[str, Any] = dict(cls.__members__)
     problems = []
-    missing = [op for op in SHARED_AMOUNTS if op not in members]
+    missing = [op for op in SHARED_OPERATIONS if op not in members]
     if missing:
         problems.append(f"it lacks the shared operations {', '.join(missing)}")
     undeclared = [n for n, m in members.items() if not isinstance(m.value, OperationDeclaration)]
@@ -84,13 +117,13 @@ def _check_declarations(cls: Any) -> None:
             "(declare each as credits(n), or shared() for a shared operation)"
         )
     declared = {n: m.value for n, m in members.items() if n not in undeclared}
-    not_shared = [n for n, d in declared.items() if d.amount is None and n not in SHARED_AMOUNTS]
+    not_shared = [n for n, d in declared.items() if d.amount is None and n not in SHARED_OPERATIONS]
     if not_shared:
         problems.append(
             f"these operations are not shared and have no amount: {', '.join(not_shared)} "
             "(declare each as credits(n))"
         )
-    overridden = [n for n, d in declared.items() if d.amount is not None and n in SHARED_AMOUNTS]
+    overridden = [n for n, d in declared.items() if d.amount is not None and n in SHARED_OPERATIONS]
     if overridden:
         problems.append(
             f"these shared operations must be declared as shared(), their amounts live in "
@@ -104,7 +137,23 @@ class LedgerOperation(Enum, metaclass=_OperationType):
     """Base of every app's operation enum; see the module docstring for an example."""
 
     @property
+    def declaration(self) -> OperationDeclaration:
+        """The operation's rules: the app's declaration, or the core's for a shared one."""
+        declared: OperationDeclaration = self.value
+        return SHARED_OPERATIONS[self.name] if declared.amount is None else declared
+
+    @property
     def amount(self) -> int:
         """Credits one entry of this operation adds (positive) or takes (negative)."""
-        declared: int | None = self.value.amount
-        return SHARED_AMOUNTS[self.name] if declared is None else declared
+        amount = self.declaration.amount
+        assert amount is not None
+        return amount
+
+    @property
+    def user_may_invoke(self) -> bool:
+        """Whether an end user may create it for its own owner, not only a service."""
+        return self.declaration.user_may_invoke
+
+    @property
+    def limit(self) -> Limit | None:
+        return self.declaration.limit

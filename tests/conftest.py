@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 from graphql_ledger import Settings, create_app
 from graphql_ledger.storage import EmbeddedPostgres, ensure_database, migrate
 from healthai.operations import HealthAIOperation
-from tests.support import GraphQLClient, sql, with_database
+from tests.support import TEST_SECRET, GraphQLClient, service_headers, sql, with_database
 from travelai.operations import TravelAIOperation
 
 
@@ -56,19 +56,35 @@ def app_urls(new_database: Callable[..., str]) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def settings(app_urls: dict[str, str]) -> Settings:
-    return Settings(app_database_urls=app_urls)
+    return Settings(app_database_urls=app_urls, jwt_secret=TEST_SECRET)
 
 
 @pytest.fixture(scope="session")
-def healthai_http(settings: Settings) -> Iterator[TestClient]:
+def healthai_app(settings: Settings) -> Iterator[TestClient]:
+    """healthai in-process, started; a client without credentials."""
     with TestClient(create_app("healthai", HealthAIOperation, settings)) as client:
         yield client
 
 
 @pytest.fixture(scope="session")
-def travelai_http(settings: Settings) -> Iterator[TestClient]:
+def travelai_app(settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app("travelai", TravelAIOperation, settings)) as client:
         yield client
+
+
+@pytest.fixture
+def healthai_http(healthai_app: TestClient) -> TestClient:
+    """A client of healthai that is a backend service."""
+    healthai_app.headers.clear()
+    healthai_app.headers.update(service_headers("healthai"))
+    return healthai_app
+
+
+@pytest.fixture
+def travelai_http(travelai_app: TestClient) -> TestClient:
+    travelai_app.headers.clear()
+    travelai_app.headers.update(service_headers("travelai"))
+    return travelai_app
 
 
 @pytest.fixture

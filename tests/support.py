@@ -17,9 +17,26 @@ import httpx2 as httpx
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from graphql_ledger.auth import issue_token
 from graphql_ledger.storage import create_engine
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# The HS256 secret every test server is configured with (LEDGER_JWT_SECRET).
+TEST_SECRET = "test-secret-of-the-graphql-ledger-suite"
+
+
+def service_headers(app: str) -> dict[str, str]:
+    """Authorization headers of a backend service for `app`."""
+    return {
+        "Authorization": f"Bearer {issue_token(TEST_SECRET, app, 'test-service', service=True)}"
+    }
+
+
+def user_headers(app: str, owner_id: str) -> dict[str, str]:
+    """Authorization headers of the end user who is `owner_id`, for `app`."""
+    return {"Authorization": f"Bearer {issue_token(TEST_SECRET, app, owner_id)}"}
+
 
 ENTRY_FIELDS = "id ownerId operation amount balanceAfter nonce createdOn"
 
@@ -113,15 +130,20 @@ def free_port() -> int:
         return port
 
 
-def clean_environment(**overrides: str) -> dict[str, str]:
-    """The test process's environment without any ledger database configuration, so a
-    child process uses exactly what `overrides` says."""
+def clean_environment(**overrides: str | None) -> dict[str, str]:
+    """The test process's environment without any ledger configuration but the test token
+    secret, so a child process uses exactly what `overrides` says (None removes one)."""
     env = {
         name: value
         for name, value in os.environ.items()
         if not name.endswith("DATABASE_URL") and not name.startswith("LEDGER_")
     }
-    env.update(overrides)
+    env["LEDGER_JWT_SECRET"] = TEST_SECRET
+    for name, value in overrides.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
     return env
 
 
@@ -187,10 +209,11 @@ class ServerProcess:
 
 
 def _answers_graphql(port: int) -> bool:
+    """Whether the port serves GraphQL (a request without a token is answered too: 401)."""
     try:
         response = httpx.post(
             f"http://127.0.0.1:{port}/graphql", json={"query": "{ __typename }"}, timeout=2
         )
     except httpx.TransportError:
         return False
-    return response.status_code == 200
+    return response.status_code in (200, 401)

@@ -1,6 +1,7 @@
 """The `graphql-ledger` command run as a real subprocess: export-schema, migrate and serve,
 on a real PostgreSQL and on the embedded server it starts itself."""
 
+import json
 import os
 import re
 import shutil
@@ -24,6 +25,7 @@ from tests.support import (
     ServerProcess,
     clean_environment,
     free_port,
+    service_headers,
     sql,
     with_database,
 )
@@ -111,6 +113,15 @@ def postgres_processes(data_dir: Path) -> list[psutil.Process]:
         ):
             found.append(process)
     return found
+
+
+def printed_tokens(output: str) -> dict[str, dict[str, str]]:
+    """The GraphiQL header lines `serve` printed for development, by app."""
+    found = re.findall(
+        r"(\w+): a development service token.*\n\s*(\{\"Authorization\": \"Bearer [^\"]+\"\})",
+        output,
+    )
+    return {app: json.loads(header) for app, header in found}
 
 
 @pytest.fixture
@@ -240,16 +251,18 @@ def test_serve_without_a_database_keeps_both_ledgers_in_an_embedded_server_acros
 ) -> None:
     port = consecutive_free_ports()
     args = [str(CLI), "serve", "--port", str(port)]
-    env = clean_environment(LEDGER_DATA_DIR=str(data_dir))
+    env = clean_environment(LEDGER_DATA_DIR=str(data_dir), LEDGER_JWT_SECRET=None)
     assert postgres_processes(data_dir) == []
 
     server = ServerProcess(args, env, [port, port + 1]).start()
     try:
         assert (data_dir / "postgres" / "PG_VERSION").is_file()
         assert postgres_processes(data_dir) != []
+        headers = printed_tokens(server.output())
+        assert set(headers) == {"healthai", "travelai"}
         with (
-            httpx.Client(base_url=server.url(0)) as healthai_http,
-            httpx.Client(base_url=server.url(1)) as travelai_http,
+            httpx.Client(base_url=server.url(0), headers=headers["healthai"]) as healthai_http,
+            httpx.Client(base_url=server.url(1), headers=headers["travelai"]) as travelai_http,
         ):
             healthai, travelai = GraphQLClient(healthai_http), GraphQLClient(travelai_http)
             assert healthai.data(APP_TYPE % "HealthAIOperation")["__type"] is not None
@@ -264,8 +277,9 @@ def test_serve_without_a_database_keeps_both_ledgers_in_an_embedded_server_acros
 
     restarted = ServerProcess(args, env, [port, port + 1]).start()
     try:
-        with httpx.Client(base_url=restarted.url(0)) as healthai_http:
-            assert GraphQLClient(healthai_http).balance(owner) == 10
+        # The token printed before the restart still works: the secret is kept too.
+        with httpx.Client(base_url=restarted.url(0), headers=headers["healthai"]) as http:
+            assert GraphQLClient(http).balance(owner) == 10
     finally:
         exit_code = restarted.stop()
     assert exit_code == 0, restarted.output()
@@ -280,7 +294,10 @@ def test_serve_of_one_app_serves_only_that_app_on_the_given_port(
     env = clean_environment(TRAVELAI_DATABASE_URL=url)
     args = [str(CLI), "serve", "travelai", "--port", str(port)]
 
-    with ServerProcess(args, env, [port]) as server, httpx.Client(base_url=server.url()) as http:
+    with (
+        ServerProcess(args, env, [port]) as server,
+        httpx.Client(base_url=server.url(), headers=service_headers("travelai")) as http,
+    ):
         travelai = GraphQLClient(http)
         values = travelai.data(APP_TYPE % "TravelAIOperation")["__type"]["enumValues"]
         assert [value["name"] for value in values] == TRAVELAI_VALUES

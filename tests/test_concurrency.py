@@ -19,8 +19,11 @@ from tests.support import (
     ServerProcess,
     clean_environment,
     create_entry_async,
+    service_headers,
     sql,
 )
+
+SERVICE = service_headers("healthai")
 
 # Each process's connection pool, set explicitly: the gate below counts on it.
 POOL_SIZE = 10
@@ -65,8 +68,12 @@ def race(cluster: Cluster, calls: list[Call]) -> list[dict[str, Any]]:
         try:
             async with (
                 engine.connect() as gate,
-                httpx.AsyncClient(base_url=cluster.server_urls[0], limits=limits, timeout=90) as a,
-                httpx.AsyncClient(base_url=cluster.server_urls[1], limits=limits, timeout=90) as b,
+                httpx.AsyncClient(
+                    base_url=cluster.server_urls[0], limits=limits, timeout=90, headers=SERVICE
+                ) as a,
+                httpx.AsyncClient(
+                    base_url=cluster.server_urls[1], limits=limits, timeout=90, headers=SERVICE
+                ) as b,
             ):
                 await gate.execute(text("LOCK TABLE balances IN EXCLUSIVE MODE"))
                 clients = (a, b)
@@ -100,7 +107,7 @@ def balances_via_api(cluster: Cluster, owner_id: str) -> list[int]:
     """The owner's balance as each of the two servers reports it."""
     found = []
     for server_url in cluster.server_urls:
-        with httpx.Client(base_url=server_url, timeout=30) as http:
+        with httpx.Client(base_url=server_url, timeout=30, headers=SERVICE) as http:
             found.append(GraphQLClient(http).balance(owner_id))
     return found
 

@@ -135,7 +135,7 @@ def test_entries_appended_while_a_client_pages_are_never_seen_twice_or_push_othe
         seen += [edge["node"]["id"] for edge in current["edges"]]
         for _ in range(3):  # other writers keep appending between the client's pages
             number += 1
-            healthai.create_entry(owner, "DAILY_REWARD", f"meanwhile-{number}")
+            healthai.create_entry(owner, "CONTENT_ACCESS", f"meanwhile-{number}")
         if not current["pageInfo"]["hasNextPage"]:
             break
         after = current["pageInfo"]["endCursor"]

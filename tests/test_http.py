@@ -9,7 +9,7 @@ from starlette.testclient import TestClient
 
 from graphql_ledger import Settings, create_app
 from healthai.operations import HealthAIOperation
-from tests.support import GraphQLClient
+from tests.support import TEST_SECRET, GraphQLClient, service_headers
 
 
 def assert_refused(response: object, status: int, code: str, message: str) -> None:
@@ -108,13 +108,9 @@ def unmigrated_app(new_database: Callable[..., str]) -> TestClient:
     """healthai on a database that exists but was never migrated: every query fails in a
     way no client input could cause."""
     url = new_database("unmigrated", migrated=False)
-    import asyncio
-
-    from graphql_ledger.storage import ensure_database
-
-    asyncio.run(ensure_database(url))
+    settings = Settings(app_database_urls={"healthai": url}, jwt_secret=TEST_SECRET)
     return TestClient(
-        create_app("healthai", HealthAIOperation, Settings(app_database_urls={"healthai": url}))
+        create_app("healthai", HealthAIOperation, settings), headers=service_headers("healthai")
     )
 
 

@@ -16,7 +16,14 @@ from starlette.testclient import TestClient
 
 from graphql_ledger import Settings, create_app
 from healthai.operations import HealthAIOperation
-from tests.support import ROOT, GraphQLClient, ServerProcess, clean_environment
+from tests.support import (
+    ROOT,
+    TEST_SECRET,
+    GraphQLClient,
+    ServerProcess,
+    clean_environment,
+    service_headers,
+)
 
 BLOCK = re.compile(r"^```(\w+)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
 README_URL = "http://127.0.0.1:8000/graphql"
@@ -77,8 +84,10 @@ def test_the_readme_has_the_examples_it_promises() -> None:
 def test_every_example_answers_what_the_readme_shows(
     readme_database: str, readme_server: ServerProcess
 ) -> None:
-    settings = Settings(app_database_urls={"healthai": readme_database})
-    with TestClient(create_app("healthai", HealthAIOperation, settings)) as http:
+    settings = Settings(app_database_urls={"healthai": readme_database}, jwt_secret=TEST_SECRET)
+    app = create_app("healthai", HealthAIOperation, settings)
+    # What a developer pastes into GraphiQL's headers editor.
+    with TestClient(app, headers=service_headers("healthai")) as http:
         client = GraphQLClient(http)
         for language, code, expected in examples():
             if language == "graphql":
@@ -90,7 +99,12 @@ def test_every_example_answers_what_the_readme_shows(
                     continue  # the GraphQL examples above still ran
                 command = code.replace(README_URL, f"{readme_server.url()}/graphql")
                 run = subprocess.run(
-                    ["bash", "-c", command], capture_output=True, text=True, timeout=30
+                    ["bash", "-c", command],
+                    cwd=ROOT,
+                    env=clean_environment(),  # the token command signs with TEST_SECRET
+                    capture_output=True,
+                    text=True,
+                    timeout=30,
                 )
                 assert run.returncode == 0, run.stderr
                 answer = json.loads(run.stdout)
@@ -108,10 +122,11 @@ def test_the_third_app_recipe_builds_a_working_app(
     (package / "app.py").write_text(next(c for c in python if "create_app(" in c))
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv("ZOOAI_DATABASE_URL", new_database("zooai"))
+    monkeypatch.setenv("LEDGER_JWT_SECRET", TEST_SECRET)
 
     from zooai.app import app  # type: ignore[import-not-found]
 
-    with TestClient(app) as http:
+    with TestClient(app, headers=service_headers("zooai")) as http:
         client = GraphQLClient(http)
         assert client.data("{ operations { operation amount } }")["operations"][-1] == {
             "operation": "FEEDING",

@@ -13,7 +13,8 @@ from healthai.operations import HealthAIOperation
 from travelai.operations import TravelAIOperation
 
 # CONTRACT.md section 2, verbatim but for the enum's name and values, plus what later
-# issues added: history and as-of balances (issue 3).
+# issues added: history and as-of balances (issue 3), authorization refusals and
+# operation limits (issue 4).
 CONTRACT_SDL = """
 scalar DateTime
 enum {enum} {{ {values} }}
@@ -37,7 +38,12 @@ type NonceConflict implements LedgerError {{
 type InvalidInput implements LedgerError {{
   code: LedgerErrorCode!  message: String!  field: String!
 }}
+type OperationNotAllowed implements LedgerError {{ code: LedgerErrorCode!  message: String! }}
+type LimitReached implements LedgerError {{
+  code: LedgerErrorCode!  message: String!  retryAfter: DateTime
+}}
 union CreateEntryResult = LedgerEntry | InsufficientCredits | NonceConflict | InvalidInput
+  | OperationNotAllowed | LimitReached
 type PageInfo {{
   hasNextPage: Boolean!  hasPreviousPage: Boolean!  startCursor: String  endCursor: String
 }}

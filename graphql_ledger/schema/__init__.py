@@ -3,11 +3,20 @@ schema. No SQL here: resolvers reach storage through the request's `LedgerContex
 
 Modules: `factory` (the schema and the types that mention the app's enum), `types` (the
 types every app shares), `arguments` (argument rules), `context` (per-request
-DataLoaders), `errors` (error codes, masking and logging).
+DataLoaders, the caller), `errors` (error codes, masking and logging), `limits` (document
+size limits and introspection).
 """
 
 from graphql_ledger.schema.context import LedgerContext
-from graphql_ledger.schema.errors import BadUserInput, LedgerSchema
+from graphql_ledger.schema.errors import BadUserInput, Forbidden, LedgerSchema
 from graphql_ledger.schema.factory import build_schema
+from graphql_ledger.schema.limits import QueryLimits
 
-__all__ = ["BadUserInput", "LedgerContext", "LedgerSchema", "build_schema"]
+__all__ = [
+    "BadUserInput",
+    "Forbidden",
+    "LedgerContext",
+    "LedgerSchema",
+    "QueryLimits",
+    "build_schema",
+]

@@ -1,13 +1,16 @@
-"""What the resolvers of one request share: the repository, and DataLoaders that gather
-every read of a kind in the request into one SQL statement. Made fresh per request, so
-nothing cached outlives it."""
+"""What the resolvers of one request (or one WebSocket connection) share: the caller, the
+repository, and DataLoaders that gather every read of a kind into one SQL statement."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from strawberry.dataloader import DataLoader
 
+from graphql_ledger.access import Principal
 from graphql_ledger.history import HistoryPage, HistoryQuery
+from graphql_ledger.schema.errors import Forbidden
 from graphql_ledger.schema.types import Balance
 from graphql_ledger.storage import LedgerRepository
 
@@ -16,13 +19,29 @@ __all__ = ["LedgerContext"]
 
 @dataclass
 class LedgerContext:
+    """`principal` is None on a WebSocket until its connection_init authenticates it with
+    `authenticate` (the transport's token check); Strawberry fills `connection_params`
+    with that message's payload.
+
+    The DataLoaders batch but do not cache: a WebSocket connection keeps one context for
+    all its operations, and a cached balance would go stale. Within one request the keys
+    loaded together are still read by one statement."""
+
     repository: LedgerRepository
+    principal: Principal | None
     balances: DataLoader[str, Balance]
     balances_at: DataLoader[tuple[str, datetime], Balance]
     entry_pages: DataLoader[HistoryQuery, HistoryPage]
+    authenticate: Callable[[str | None], Principal] | None = None
+    connection_params: dict[str, Any] | None = None
 
     @classmethod
-    def for_request(cls, repository: LedgerRepository) -> "LedgerContext":
+    def for_request(
+        cls,
+        repository: LedgerRepository,
+        principal: Principal | None,
+        authenticate: Callable[[str | None], Principal] | None = None,
+    ) -> "LedgerContext":
         async def load_balances(owner_ids: list[str]) -> list[Balance]:
             return [Balance.of(b) for b in await repository.balances_of(owner_ids)]
 
@@ -31,7 +50,20 @@ class LedgerContext:
 
         return cls(
             repository=repository,
-            balances=DataLoader(load_fn=load_balances),
-            balances_at=DataLoader(load_fn=load_balances_at),
-            entry_pages=DataLoader(load_fn=repository.entry_pages),
+            principal=principal,
+            balances=DataLoader(load_fn=load_balances, cache=False),
+            balances_at=DataLoader(load_fn=load_balances_at, cache=False),
+            entry_pages=DataLoader(load_fn=repository.entry_pages, cache=False),
+            authenticate=authenticate,
         )
+
+    def caller(self) -> Principal:
+        if self.principal is None:  # the transport authenticates before any operation
+            raise Forbidden("not authenticated")
+        return self.principal
+
+    def check_may_read(self, *owner_ids: str) -> None:
+        """Raises Forbidden unless the caller may read every one of `owner_ids`."""
+        caller = self.caller()
+        if not all(caller.may_read(owner_id) for owner_id in owner_ids):
+            raise Forbidden()

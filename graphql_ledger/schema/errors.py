@@ -10,7 +10,14 @@ from graphql import GraphQLError
 from strawberry.extensions import MaskErrors, SchemaExtension
 from strawberry.types import ExecutionContext
 
-__all__ = ["BadUserInput", "ErrorCodes", "LedgerSchema", "MaskUnexpectedErrors", "is_unexpected"]
+__all__ = [
+    "BadUserInput",
+    "ErrorCodes",
+    "Forbidden",
+    "LedgerSchema",
+    "MaskUnexpectedErrors",
+    "is_unexpected",
+]
 
 logger = logging.getLogger("graphql_ledger.schema")
 
@@ -21,6 +28,14 @@ class BadUserInput(GraphQLError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, extensions={"code": "BAD_USER_INPUT"})
+
+
+class Forbidden(GraphQLError):
+    """The caller may not read what it asked for: `extensions.code` FORBIDDEN, and a
+    message that reveals nothing of the owner it asked about."""
+
+    def __init__(self, message: str = "this token may only read its own owner") -> None:
+        super().__init__(message, extensions={"code": "FORBIDDEN"})
 
 
 def is_unexpected(error: GraphQLError) -> bool:

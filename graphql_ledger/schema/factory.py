@@ -17,12 +17,15 @@ from graphql_ledger.operations import LedgerOperation
 from graphql_ledger.schema import arguments
 from graphql_ledger.schema.context import LedgerContext
 from graphql_ledger.schema.errors import ErrorCodes, LedgerSchema, MaskUnexpectedErrors
+from graphql_ledger.schema.limits import QueryLimits
 from graphql_ledger.schema.types import (
     Balance,
     InsufficientCredits,
     InvalidInput,
     LedgerError,
     LedgerErrorCode,
+    LimitReached,
+    OperationNotAllowed,
     PageInfo,
 )
 
@@ -37,9 +40,13 @@ def given(value: T | None) -> T | None:
     return None if value is UNSET else value
 
 
-def build_schema(operations: type[LedgerOperation]) -> LedgerSchema:
+def build_schema(
+    operations: type[LedgerOperation], limits: QueryLimits | None = None
+) -> LedgerSchema:
     """Builds the GraphQL schema of the app whose operations are `operations`; its enum
-    is named after the class (`HealthAIOperation`)."""
+    is named after the class (`HealthAIOperation`). `limits` bounds what one document
+    may ask for (defaults when omitted)."""
+    limits = limits or QueryLimits()
     strawberry.enum(operations, name=operations.__name__)
     OperationFilter = Annotated[
         Optional[LedgerOperation],  # noqa: UP045
@@ -130,6 +137,7 @@ def build_schema(operations: type[LedgerOperation]) -> LedgerSchema:
             owner_id, first, given(after), given(operation), given(since), given(until)
         )
         context: LedgerContext = info.context
+        context.check_may_read(query.owner_id)
         return LedgerEntryConnection.of(query, await context.entry_pages.load(query))
 
     @strawberry.type(description="An owner: its balance and its history.")
@@ -176,13 +184,27 @@ def build_schema(operations: type[LedgerOperation]) -> LedgerSchema:
         )
 
     CreateEntryResult = Annotated[
-        Union[LedgerEntry, InsufficientCredits, NonceConflict, InvalidInput],  # noqa: UP007
+        Union[  # noqa: UP007
+            LedgerEntry,
+            InsufficientCredits,
+            NonceConflict,
+            InvalidInput,
+            OperationNotAllowed,
+            LimitReached,
+        ],
         strawberry.union("CreateEntryResult"),
     ]
 
     def result_of(
         outcome: ledger.EntryOutcome,
-    ) -> LedgerEntry | InsufficientCredits | NonceConflict | InvalidInput:
+    ) -> (
+        LedgerEntry
+        | InsufficientCredits
+        | NonceConflict
+        | InvalidInput
+        | OperationNotAllowed
+        | LimitReached
+    ):
         match outcome:
             case ledger.Entry():
                 return LedgerEntry.of(outcome)
@@ -196,6 +218,10 @@ def build_schema(operations: type[LedgerOperation]) -> LedgerSchema:
                 )
             case ledger.InvalidInput():
                 return InvalidInput.of(outcome)
+            case ledger.OperationNotAllowed():
+                return OperationNotAllowed.of(outcome)
+            case ledger.LimitReached():
+                return LimitReached.of(outcome)
 
     @strawberry.type
     class Query:
@@ -209,6 +235,7 @@ def build_schema(operations: type[LedgerOperation]) -> LedgerSchema:
             context: LedgerContext = info.context
             owner_id = strawberry.ID(arguments.checked_owner_id(owner_id))
             instant = arguments.checked_instant(given(at), "at")
+            context.check_may_read(owner_id)
             if instant is None:
                 return await context.balances.load(owner_id)
             return await context.balances_at.load((owner_id, instant))
@@ -221,7 +248,9 @@ def build_schema(operations: type[LedgerOperation]) -> LedgerSchema:
             self, info: strawberry.Info, owner_ids: list[strawberry.ID]
         ) -> list[Balance]:
             context: LedgerContext = info.context
-            return await context.balances.load_many(arguments.checked_owner_ids(owner_ids))
+            checked = arguments.checked_owner_ids(owner_ids)
+            context.check_may_read(*checked)
+            return await context.balances.load_many(checked)
 
         @strawberry.field(description="Every operation of this app and its amount.")
         def operations(self) -> list[OperationInfo]:
@@ -241,8 +270,11 @@ def build_schema(operations: type[LedgerOperation]) -> LedgerSchema:
             return await entries_page(info, owner_id, first, after, operation, since, until)
 
         @strawberry.field(description="An owner, to read its balance and history at once.")
-        def owner(self, id: strawberry.ID) -> Owner:
-            return Owner(id=strawberry.ID(arguments.checked_owner_id(id, "id")))
+        def owner(self, info: strawberry.Info, id: strawberry.ID) -> Owner:
+            checked = arguments.checked_owner_id(id, "id")
+            context: LedgerContext = info.context
+            context.check_may_read(checked)
+            return Owner(id=strawberry.ID(checked))
 
     @strawberry.type
     class Mutation:
@@ -253,17 +285,22 @@ def build_schema(operations: type[LedgerOperation]) -> LedgerSchema:
         async def create_entry(
             self, info: strawberry.Info, input: CreateEntryInput
         ) -> CreateEntryResult:
-            problem = ledger.identifier_problem(
-                "ownerId", input.owner_id
-            ) or ledger.identifier_problem("nonce", input.nonce)
+            context: LedgerContext = info.context
+            problem = (
+                ledger.identifier_problem("ownerId", input.owner_id)
+                or ledger.identifier_problem("nonce", input.nonce)
+                or context.caller().refusal_to_write(input.owner_id, input.operation)
+            )
             if problem is not None:
                 return result_of(problem)
-            context: LedgerContext = info.context
             outcome = await context.repository.create_entry(
                 input.owner_id, input.operation, input.nonce
             )
             return result_of(outcome)
 
     return LedgerSchema(
-        query=Query, mutation=Mutation, extensions=[MaskUnexpectedErrors, ErrorCodes]
+        query=Query,
+        mutation=Mutation,
+        extensions=[*limits.extensions(), MaskUnexpectedErrors, ErrorCodes],
+        config=limits.config(),
     )

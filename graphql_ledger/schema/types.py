@@ -15,6 +15,8 @@ __all__ = [
     "InvalidInput",
     "LedgerError",
     "LedgerErrorCode",
+    "LimitReached",
+    "OperationNotAllowed",
     "PageInfo",
 ]
 
@@ -73,3 +75,28 @@ class InvalidInput(LedgerError):
     @classmethod
     def of(cls, refusal: ledger.InvalidInput) -> "InvalidInput":
         return cls(code=LedgerErrorCode.INVALID_INPUT, message=refusal.message, field=refusal.field)
+
+
+@strawberry.type(
+    description="The caller may not create this entry: another owner's, or an operation "
+    "reserved to backend services."
+)
+class OperationNotAllowed(LedgerError):
+    @classmethod
+    def of(cls, refusal: ledger.OperationNotAllowed) -> "OperationNotAllowed":
+        return cls(code=LedgerErrorCode.OPERATION_NOT_ALLOWED, message=refusal.message)
+
+
+@strawberry.type(description="The owner already had this operation as often as it may.")
+class LimitReached(LedgerError):
+    retry_after: datetime | None = strawberry.field(
+        description="When the operation is allowed again; null for never."
+    )
+
+    @classmethod
+    def of(cls, refusal: ledger.LimitReached) -> "LimitReached":
+        return cls(
+            code=LedgerErrorCode.LIMIT_REACHED,
+            message=refusal.message,
+            retry_after=refusal.retry_after,
+        )

@@ -11,15 +11,21 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from graphql_ledger.history import HistoryPage, HistoryQuery
-from graphql_ledger.ledger import Balance, Entry, InsufficientCredits, NonceConflict
+from graphql_ledger.ledger import (
+    Balance,
+    Entry,
+    InsufficientCredits,
+    LimitReached,
+    NonceConflict,
+)
 from graphql_ledger.operations import LedgerOperation
 
 __all__ = ["LedgerRepository"]
 
 CREATE_ENTRY = text(
     "SELECT outcome, entry_id AS id, entry_operation AS operation, entry_amount AS amount,"
-    " entry_balance_after AS balance_after, entry_created_on AS created_on, current_balance"
-    " FROM create_entry(:owner_id, :operation, :amount, :nonce)"
+    " entry_balance_after AS balance_after, entry_created_on AS created_on, current_balance,"
+    " retry_after FROM create_entry(:owner_id, :operation, :amount, :nonce, :limit)"
 )
 
 BALANCES = text(
@@ -75,8 +81,9 @@ BALANCES_AT = text(
     bindparam("instants", type_=ARRAY(DateTime(timezone=True))),
 )
 
-# create_entry() raises this when a copy of the same request committed concurrently.
-_NONCE_KEY = "entries_owner_nonce_key"
+# create_entry() raises unique_violation on one of these when a concurrent writer committed
+# the same nonce, or the same limited operation, first: the call is then repeated once.
+_RACE_KEYS = frozenset({"entries_owner_nonce_key", "entries_owner_limit_key"})
 
 
 class LedgerRepository:
@@ -88,28 +95,31 @@ class LedgerRepository:
 
     async def create_entry(
         self, owner_id: str, operation: LedgerOperation, nonce: str
-    ) -> Entry | InsufficientCredits | NonceConflict:
+    ) -> Entry | InsufficientCredits | NonceConflict | LimitReached:
         """Appends an entry of `operation` for `owner_id` unless the nonce was used before
-        (replay: the original entry; another operation: NonceConflict) or the balance
-        would go negative (InsufficientCredits, nothing written)."""
+        (replay: the original entry; another operation: NonceConflict), the operation's
+        limit is reached (LimitReached), or the balance would go negative
+        (InsufficientCredits); a refusal writes nothing."""
         parameters = {
             "owner_id": owner_id,
             "operation": operation.name,
             "amount": operation.amount,
             "nonce": nonce,
+            "limit": operation.limit.value if operation.limit else None,
         }
         try:
             row = await self._create_entry(parameters)
         except IntegrityError as error:
             database_error = error.orig.__cause__ if error.orig is not None else None
-            if getattr(database_error, "constraint_name", None) != _NONCE_KEY:
+            if getattr(database_error, "constraint_name", None) not in _RACE_KEYS:
                 raise
-            # Lost a race with a copy of this request; it has committed, so the same call
-            # now answers from it.
+            # Lost a race; the winner has committed, so the same call now answers from it.
             row = await self._create_entry(parameters)
         outcome = row.outcome
         if outcome == "insufficient_credits":
             return InsufficientCredits(balance=row.current_balance, required=-operation.amount)
+        if outcome == "limit_reached":
+            return LimitReached(operation=operation, retry_after=row.retry_after)
         entry = self._entry(row, owner_id, nonce)
         return NonceConflict(existing=entry) if outcome == "nonce_conflict" else entry
 

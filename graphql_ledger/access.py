@@ -1,0 +1,36 @@
+"""Who is asking, and what they may do: a backend service may read and write any owner;
+an end user only itself, and only the operations declared for users. Pure domain: how a
+caller proves who it is (tokens) lives in `auth.py`."""
+
+from dataclasses import dataclass
+
+from graphql_ledger.ledger import OperationNotAllowed
+from graphql_ledger.operations import LedgerOperation
+
+__all__ = ["SERVICE_SCOPE", "Principal"]
+
+SERVICE_SCOPE = "ledger:service"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """An authenticated caller: a backend service, or the end user who is owner
+    `subject`."""
+
+    subject: str
+    is_service: bool
+
+    def may_read(self, owner_id: str) -> bool:
+        return self.is_service or owner_id == self.subject
+
+    def refusal_to_write(
+        self, owner_id: str, operation: LedgerOperation
+    ) -> OperationNotAllowed | None:
+        """Why this caller may not create `operation` for `owner_id`; None when it may."""
+        if self.is_service:
+            return None
+        if owner_id != self.subject:
+            return OperationNotAllowed("this token may only write entries of its own owner")
+        if not operation.user_may_invoke:
+            return OperationNotAllowed(f"{operation.name} may only be created by a backend service")
+        return None

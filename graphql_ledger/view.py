@@ -1,0 +1,116 @@
+"""The /graphql endpoint: Strawberry's ASGI view, with the request checks that come before
+GraphQL. An HTTP request must fit the body limit and carry a valid bearer token (the
+GraphiQL page itself needs none); a WebSocket proves itself in connection_init. Refusals
+made here keep the GraphQL error shape."""
+
+import logging
+from typing import Any
+
+from cross_web import HTTPException  # what Strawberry's view raises to refuse a request
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+
+from graphql_ledger.auth import Authenticator, Unauthenticated
+from graphql_ledger.schema import LedgerContext, LedgerSchema
+from graphql_ledger.storage import LedgerRepository
+
+__all__ = ["LedgerGraphQL", "graphql_error_response"]
+
+logger = logging.getLogger(__name__)
+
+_HTTP_ERROR_CODES = {400: "BAD_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+def graphql_error_response(
+    status: int, message: str, code: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    """A response outside GraphQL execution, shaped like a GraphQL result's errors."""
+    body = {"errors": [{"message": message, "extensions": {"code": code}}]}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+class LedgerGraphQL(GraphQL[LedgerContext, None]):
+    """Strawberry's view with the ledger's request checks and a LedgerContext (fresh
+    DataLoaders, the authenticated caller) per request or WebSocket connection."""
+
+    def __init__(self, schema: LedgerSchema, *, max_body_bytes: int) -> None:
+        super().__init__(schema)
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        response = await self._respond(Request(scope, self._limited(receive)))
+        await response(scope, receive, send)
+
+    async def _respond(self, request: Request) -> Response:
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_body_bytes:
+            return self._too_large()
+        if not self.should_render_graphql_ide(self.request_adapter_class(request)):
+            authenticator: Authenticator = request.app.state.authenticator
+            try:
+                request.state.principal = authenticator.authenticate(
+                    request.headers.get("authorization")
+                )
+            except Unauthenticated as refusal:
+                return graphql_error_response(
+                    401, str(refusal), "UNAUTHENTICATED", {"WWW-Authenticate": "Bearer"}
+                )
+        try:
+            return await self.run(request)
+        except HTTPException as refusal:
+            code = _HTTP_ERROR_CODES.get(refusal.status_code, "BAD_REQUEST")
+            return graphql_error_response(refusal.status_code, refusal.reason, code)
+        except BodyTooLarge:
+            return self._too_large()
+
+    def _limited(self, receive: Receive) -> Receive:
+        """`receive`, counting the body as it arrives: a body sent without a
+        Content-Length is refused as soon as it passes the limit, never read whole."""
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_body_bytes:
+                raise BodyTooLarge
+            return message
+
+        return limited
+
+    def _too_large(self) -> JSONResponse:
+        return graphql_error_response(
+            413, f"the request body is larger than {self.max_body_bytes} bytes", "PAYLOAD_TOO_LARGE"
+        )
+
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket
+    ) -> LedgerContext:
+        repository: LedgerRepository = request.app.state.repository
+        if isinstance(request, WebSocket):  # authenticated by on_ws_connect
+            authenticator: Authenticator = request.app.state.authenticator
+            return LedgerContext.for_request(repository, None, authenticator.authenticate)
+        return LedgerContext.for_request(repository, getattr(request.state, "principal", None))
+
+    async def on_ws_connect(self, context: LedgerContext) -> None:
+        """Authenticates a WebSocket from its connection_init payload, whose
+        `Authorization` key (any case) holds `Bearer <token>`; refuses it with 4403."""
+        params: dict[str, Any] = context.connection_params or {}
+        header = next((v for k, v in params.items() if k.lower() == "authorization"), None)
+        assert context.authenticate is not None
+        try:
+            context.principal = context.authenticate(header if isinstance(header, str) else None)
+        except Unauthenticated as refusal:
+            logger.info("WebSocket refused: %s", refusal)
+            raise ConnectionRejectionError({"message": str(refusal)}) from None
