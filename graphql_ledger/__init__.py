@@ -20,12 +20,13 @@ Layers, each importing only those before it: operations and ledger (the domain),
 
 from graphql_ledger.app import create_app
 from graphql_ledger.config import Settings
-from graphql_ledger.operations import SHARED_AMOUNTS, LedgerOperation, credits, shared
+from graphql_ledger.operations import SHARED_AMOUNTS, LedgerOperation, Limit, credits, shared
 from graphql_ledger.schema import build_schema
 
 __all__ = [
     "SHARED_AMOUNTS",
     "LedgerOperation",
+    "Limit",
     "Settings",
     "build_schema",
     "create_app",

