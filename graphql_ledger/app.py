@@ -19,6 +19,7 @@ from graphql_ledger.config import Settings
 from graphql_ledger.operations import LedgerOperation
 from graphql_ledger.schema import QueryLimits, build_schema
 from graphql_ledger.storage import (
+    BalanceFeed,
     EmbeddedPostgres,
     LedgerRepository,
     create_engine,
@@ -46,7 +47,12 @@ def create_app(
     """
     config = settings or Settings.from_env()
     schema = build_schema(operations, QueryLimits.of(config))
-    graphql = LedgerGraphQL(schema, max_body_bytes=config.max_body_bytes)
+    graphql = LedgerGraphQL(
+        schema,
+        max_body_bytes=config.max_body_bytes,
+        max_websockets=config.max_websockets,
+        max_subscriptions=config.max_subscriptions,
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -66,11 +72,16 @@ def create_app(
                 serving = dataclasses.replace(config, jwt_secret=secret)
         app.state.authenticator = authenticator_for(serving, name)
         engine = create_engine(url, pool_size=config.pool_size, timeout=config.pool_timeout)
-        app.state.repository = LedgerRepository(engine, operations)
+        app.state.repository = repository = LedgerRepository(engine, operations)
+        app.state.feed = feed = BalanceFeed(
+            engine, repository.newest_balances, buffer=config.subscription_buffer
+        )
+        await feed.start()
         logger.info("%s serves the ledger in %s", name, display_url(url))
         try:
             yield
         finally:
+            await feed.stop()
             await engine.dispose()
             if embedded is not None:
                 await asyncio.to_thread(embedded.stop)

@@ -40,6 +40,10 @@ class Settings:
         max_depth, max_aliases, max_tokens: `LEDGER_MAX_DEPTH`, `LEDGER_MAX_ALIASES`,
             `LEDGER_MAX_TOKENS`, limits on one GraphQL document.
         max_body_bytes: `LEDGER_MAX_BODY_BYTES`, the largest request body accepted.
+        max_websockets: `LEDGER_MAX_WEBSOCKETS`, open WebSocket connections per process.
+        max_subscriptions: `LEDGER_MAX_SUBSCRIPTIONS`, operations at once per connection.
+        subscription_buffer: `LEDGER_SUBSCRIPTION_BUFFER`, balances held for a subscriber
+            that reads slower than they change (the newest are kept).
     """
 
     app_database_urls: Mapping[str, str] = field(default_factory=dict)
@@ -56,6 +60,9 @@ class Settings:
     max_aliases: int = 100
     max_tokens: int = 2000
     max_body_bytes: int = 1024 * 1024
+    max_websockets: int = 1000
+    max_subscriptions: int = 20
+    subscription_buffer: int = 16
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> "Settings":
@@ -84,6 +91,13 @@ class Settings:
             max_aliases=_positive(environ, "LEDGER_MAX_ALIASES", int, cls.max_aliases),
             max_tokens=_positive(environ, "LEDGER_MAX_TOKENS", int, cls.max_tokens),
             max_body_bytes=_positive(environ, "LEDGER_MAX_BODY_BYTES", int, cls.max_body_bytes),
+            max_websockets=_positive(environ, "LEDGER_MAX_WEBSOCKETS", int, cls.max_websockets),
+            max_subscriptions=_positive(
+                environ, "LEDGER_MAX_SUBSCRIPTIONS", int, cls.max_subscriptions
+            ),
+            subscription_buffer=_positive(
+                environ, "LEDGER_SUBSCRIPTION_BUFFER", int, cls.subscription_buffer
+            ),
         )
 
     def configured_database_url(self, app: str) -> str | None:

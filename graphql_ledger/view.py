@@ -1,7 +1,8 @@
 """The /graphql endpoint: Strawberry's ASGI view, with the request checks that come before
 GraphQL. An HTTP request must fit the body limit and carry a valid bearer token (the
-GraphiQL page itself needs none); a WebSocket proves itself in connection_init. Refusals
-made here keep the GraphQL error shape."""
+GraphiQL page itself needs none); a WebSocket speaks graphql-transport-ws, counts against
+the process's connection limit, and proves itself in connection_init. Refusals made here
+keep the GraphQL error shape."""
 
 import logging
 from typing import Any, cast
@@ -13,6 +14,7 @@ from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UNSET, UnsetType
 
 from graphql_ledger.auth import Authenticator, Unauthenticated
@@ -42,11 +44,27 @@ class LedgerGraphQL(GraphQL[LedgerContext, None]):
     """Strawberry's view with the ledger's request checks and a LedgerContext (fresh
     DataLoaders, the authenticated caller) per request or WebSocket connection."""
 
-    def __init__(self, schema: LedgerSchema, *, max_body_bytes: int) -> None:
-        super().__init__(schema)
+    def __init__(
+        self,
+        schema: LedgerSchema,
+        *,
+        max_body_bytes: int,
+        max_websockets: int,
+        max_subscriptions: int,
+    ) -> None:
+        super().__init__(
+            schema,
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            max_subscriptions_per_connection=max_subscriptions,
+        )
         self.max_body_bytes = max_body_bytes
+        self.max_websockets = max_websockets
+        self.open_websockets = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self._serve_websocket(scope, receive, send)
+            return
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
@@ -75,6 +93,18 @@ class LedgerGraphQL(GraphQL[LedgerContext, None]):
         except BodyTooLarge:
             return self._too_large()
 
+    async def _serve_websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.open_websockets >= self.max_websockets:
+            # Closing before accepting refuses the handshake (HTTP 403).
+            logger.warning("WebSocket refused: %d connections open", self.open_websockets)
+            await WebSocket(scope, receive, send).close(code=1013)
+            return
+        self.open_websockets += 1
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.open_websockets -= 1
+
     def _limited(self, receive: Receive) -> Receive:
         """`receive`, counting the body as it arrives: a body sent without a
         Content-Length is refused as soon as it passes the limit, never read whole."""
@@ -101,7 +131,9 @@ class LedgerGraphQL(GraphQL[LedgerContext, None]):
         repository: LedgerRepository = request.app.state.repository
         if isinstance(request, WebSocket):  # authenticated by on_ws_connect
             authenticator: Authenticator = request.app.state.authenticator
-            return LedgerContext.for_request(repository, None, authenticator.authenticate)
+            return LedgerContext.for_request(
+                repository, None, authenticator.authenticate, request.app.state.feed
+            )
         return LedgerContext.for_request(repository, getattr(request.state, "principal", None))
 
     async def on_ws_connect(self, context: LedgerContext) -> UnsetType:

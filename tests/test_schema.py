@@ -14,7 +14,7 @@ from travelai.operations import TravelAIOperation
 
 # CONTRACT.md section 2, verbatim but for the enum's name and values, plus what later
 # issues added: history and as-of balances (issue 3), authorization refusals and
-# operation limits (issue 4).
+# operation limits (issue 4), live balances (issue 5).
 CONTRACT_SDL = """
 scalar DateTime
 enum {enum} {{ {values} }}
@@ -63,6 +63,7 @@ type Query {{
   owner(id: ID!): Owner!
 }}
 type Mutation {{ createEntry(input: CreateEntryInput!): CreateEntryResult! }}
+type Subscription {{ balanceChanged(ownerId: ID!): Balance! }}
 """
 
 

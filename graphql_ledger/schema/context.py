@@ -12,7 +12,7 @@ from graphql_ledger.access import Principal
 from graphql_ledger.history import HistoryPage, HistoryQuery
 from graphql_ledger.schema.errors import Forbidden
 from graphql_ledger.schema.types import Balance
-from graphql_ledger.storage import LedgerRepository
+from graphql_ledger.storage import BalanceFeed, LedgerRepository
 
 __all__ = ["LedgerContext"]
 
@@ -21,7 +21,7 @@ __all__ = ["LedgerContext"]
 class LedgerContext:
     """`principal` is None on a WebSocket until its connection_init authenticates it with
     `authenticate` (the transport's token check); Strawberry fills `connection_params`
-    with that message's payload.
+    with that message's payload. `feed` serves subscriptions (WebSocket only).
 
     The DataLoaders batch but do not cache: a WebSocket connection keeps one context for
     all its operations, and a cached balance would go stale. Within one request the keys
@@ -33,6 +33,7 @@ class LedgerContext:
     balances_at: DataLoader[tuple[str, datetime], Balance]
     entry_pages: DataLoader[HistoryQuery, HistoryPage]
     authenticate: Callable[[str | None], Principal] | None = None
+    feed: BalanceFeed | None = None
     connection_params: dict[str, Any] | None = None
 
     @classmethod
@@ -41,6 +42,7 @@ class LedgerContext:
         repository: LedgerRepository,
         principal: Principal | None,
         authenticate: Callable[[str | None], Principal] | None = None,
+        feed: BalanceFeed | None = None,
     ) -> "LedgerContext":
         async def load_balances(owner_ids: list[str]) -> list[Balance]:
             return [Balance.of(b) for b in await repository.balances_of(owner_ids)]
@@ -55,6 +57,7 @@ class LedgerContext:
             balances_at=DataLoader(load_fn=load_balances_at, cache=False),
             entry_pages=DataLoader(load_fn=repository.entry_pages, cache=False),
             authenticate=authenticate,
+            feed=feed,
         )
 
     def caller(self) -> Principal:

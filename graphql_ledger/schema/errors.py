@@ -5,16 +5,13 @@ cause but masked for the client. Business refusals are not errors: they are data
 import logging
 from collections.abc import Iterator
 
-import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import MaskErrors, SchemaExtension
-from strawberry.types import ExecutionContext
 
 __all__ = [
     "BadUserInput",
     "ErrorCodes",
     "Forbidden",
-    "LedgerSchema",
     "MaskUnexpectedErrors",
     "is_unexpected",
 ]
@@ -74,21 +71,3 @@ class ErrorCodes(SchemaExtension):
         if error.original_error is None:
             return "GRAPHQL_VALIDATION_FAILED"
         return "BAD_USER_INPUT"
-
-
-class LedgerSchema(strawberry.Schema):
-    """Logs unexpected errors with their context; expected ones are the client's business
-    and stay out of the server log."""
-
-    def process_errors(
-        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
-    ) -> None:
-        for error in errors:
-            if is_unexpected(error):
-                logger.error(
-                    "unexpected error in operation %s at %s: %s",
-                    execution_context.operation_name if execution_context else None,
-                    ".".join(str(key) for key in error.path or ()),
-                    error.message,
-                    exc_info=error.original_error,
-                )

@@ -6,6 +6,7 @@ This module must not use `from __future__ import annotations`: Strawberry resolv
 annotations at runtime, and string annotations cannot see the factory's local classes.
 """
 
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Optional, TypeVar, Union
 
@@ -15,8 +16,9 @@ from strawberry import UNSET
 from graphql_ledger import history, ledger
 from graphql_ledger.operations import LedgerOperation
 from graphql_ledger.schema import arguments
+from graphql_ledger.schema.base import LedgerSchema
 from graphql_ledger.schema.context import LedgerContext
-from graphql_ledger.schema.errors import ErrorCodes, LedgerSchema, MaskUnexpectedErrors
+from graphql_ledger.schema.errors import ErrorCodes, MaskUnexpectedErrors
 from graphql_ledger.schema.limits import QueryLimits
 from graphql_ledger.schema.types import (
     Balance,
@@ -277,6 +279,24 @@ def build_schema(
             return Owner(id=strawberry.ID(checked))
 
     @strawberry.type
+    class Subscription:
+        @strawberry.subscription(
+            description="The owner's balance now, then again each time an entry of it "
+            "commits, in commit order. A subscriber that reads slower than the balance "
+            "changes may skip older values, never the newest."
+        )
+        async def balance_changed(
+            self, info: strawberry.Info, owner_id: strawberry.ID
+        ) -> AsyncIterator[Balance]:
+            context: LedgerContext = info.context
+            checked = arguments.checked_owner_id(owner_id)
+            context.check_may_read(checked)
+            assert context.feed is not None  # subscriptions run on WebSocket only
+            async with context.feed.follow(checked) as updates:
+                async for update in updates:
+                    yield Balance.of(update.balance)
+
+    @strawberry.type
     class Mutation:
         @strawberry.mutation(
             description="Appends an entry, or answers with the original one for a replayed "
@@ -301,6 +321,7 @@ def build_schema(
     return LedgerSchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         extensions=[*limits.extensions(), MaskUnexpectedErrors, ErrorCodes],
         config=limits.config(),
     )

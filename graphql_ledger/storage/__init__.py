@@ -1,5 +1,5 @@
 """Storage: the PostgreSQL side of the ledger (engines, migrations, the embedded dev
-server, and the repository). Nothing here knows GraphQL."""
+server, the repository, and the live balance feed). Nothing here knows GraphQL."""
 
 from graphql_ledger.storage.database import (
     DatabaseUnreachable,
@@ -9,10 +9,13 @@ from graphql_ledger.storage.database import (
     unreachable,
 )
 from graphql_ledger.storage.embedded import EmbeddedPostgres
+from graphql_ledger.storage.feed import BalanceFeed, BalanceUpdate
 from graphql_ledger.storage.migrations import current_revision, head_revision, migrate
 from graphql_ledger.storage.repository import LedgerRepository
 
 __all__ = [
+    "BalanceFeed",
+    "BalanceUpdate",
     "DatabaseUnreachable",
     "EmbeddedPostgres",
     "LedgerRepository",

@@ -19,6 +19,7 @@ from graphql_ledger.ledger import (
     NonceConflict,
 )
 from graphql_ledger.operations import LedgerOperation
+from graphql_ledger.storage.feed import BalanceUpdate
 
 __all__ = ["LedgerRepository"]
 
@@ -61,6 +62,21 @@ ENTRY_PAGES = text(
     bindparam("operations", type_=ARRAY(Text)),
     bindparam("since", type_=ARRAY(DateTime(timezone=True))),
 )
+
+# Current balances with the id of the entry that made each, for the live balance feed.
+NEWEST_BALANCES = text(
+    """
+    SELECT q.n, b.balance, b.last_updated, e.id AS entry_id
+      FROM unnest(:owner_ids) WITH ORDINALITY AS q(owner_id, n)
+      LEFT JOIN balances b ON b.owner_id = q.owner_id
+      LEFT JOIN LATERAL (
+           SELECT e.id FROM entries e
+            WHERE e.owner_id = q.owner_id
+            ORDER BY e.created_on DESC, e.id DESC
+            LIMIT 1) e ON true
+     ORDER BY q.n
+    """
+).bindparams(bindparam("owner_ids", type_=ARRAY(Text)))
 
 # Balances as of instants: the balance_after of each owner's newest entry created at or
 # before the instant, one index lookup each.
@@ -183,4 +199,13 @@ class LedgerRepository:
         return [
             Balance(owner_id, row.balance_after or 0, row.created_on)
             for (owner_id, _), row in zip(requests, rows, strict=True)
+        ]
+
+    async def newest_balances(self, owner_ids: Sequence[str]) -> list[BalanceUpdate]:
+        """Each owner's current balance and the entry that made it, in one statement."""
+        async with self.engine.connect() as connection:
+            rows = list(await connection.execute(NEWEST_BALANCES, {"owner_ids": list(owner_ids)}))
+        return [
+            BalanceUpdate(Balance(owner_id, row.balance or 0, row.last_updated), row.entry_id)
+            for owner_id, row in zip(owner_ids, rows, strict=True)
         ]

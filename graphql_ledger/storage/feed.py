@@ -1,0 +1,183 @@
+"""Live balances: one LISTEN connection per process and app, shared by every subscriber,
+fanning out the `ledger_balances` notifications that create_entry() sends when an entry
+commits. If that connection drops, the feed reconnects with backoff and gives each
+subscriber its current balance, so nobody is left showing a stale one."""
+
+import asyncio
+import collections
+import json
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from graphql_ledger.ledger import Balance
+
+__all__ = ["CHANNEL", "BalanceFeed", "BalanceUpdate", "Follower"]
+
+logger = logging.getLogger(__name__)
+
+CHANNEL = "ledger_balances"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceUpdate:
+    """An owner's balance right after entry `entry_id` (None: an owner without entries)."""
+
+    balance: Balance
+    entry_id: int | None
+
+    @property
+    def position(self) -> tuple[datetime, int]:
+        """Where the balance stands in the owner's history; later entries sort higher."""
+        return (self.balance.last_updated or _EPOCH, self.entry_id or 0)
+
+
+class Follower:
+    """One subscriber's updates of one owner, newest last. At most `buffer` wait: a
+    subscriber that falls behind loses the oldest, never the newest, and never holds up
+    the feed or anyone else."""
+
+    def __init__(self, owner_id: str, buffer: int) -> None:
+        self.owner_id = owner_id
+        self._pending: collections.deque[BalanceUpdate] = collections.deque(maxlen=buffer)
+        self._arrived = asyncio.Event()
+        self._newest: tuple[datetime, int] | None = None
+        self._closed = False
+
+    def offer(self, update: BalanceUpdate) -> None:
+        """Queues `update` unless it is not newer than what this follower already has."""
+        if self._newest is not None and update.position <= self._newest:
+            return
+        self._newest = update.position
+        self._pending.append(update)
+        self._arrived.set()
+
+    def close(self) -> None:
+        self._closed = True
+        self._arrived.set()
+
+    def __aiter__(self) -> "Follower":
+        return self
+
+    async def __anext__(self) -> BalanceUpdate:
+        while not self._pending:
+            if self._closed:
+                raise StopAsyncIteration
+            self._arrived.clear()
+            await self._arrived.wait()
+        return self._pending.popleft()
+
+
+# What the feed needs from the repository: each owner's balance and newest entry id.
+NewestBalances = Callable[[Sequence[str]], Any]
+
+
+class BalanceFeed:
+    """Listens on one connection and hands each notification to the followers of its
+    owner. `newest_balances` reads the current balances (at follow and after a reconnect)."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        newest_balances: NewestBalances,
+        *,
+        buffer: int = 16,
+        max_backoff: float = 5.0,
+    ) -> None:
+        self._engine = engine
+        self._newest_balances = newest_balances
+        self._buffer = buffer
+        self._max_backoff = max_backoff
+        self._followers: dict[str, set[Follower]] = collections.defaultdict(set)
+        self._task: asyncio.Task[None] | None = None
+        self.listening = asyncio.Event()
+        self.connections = 0  # how many times the feed has (re)connected, for tests and logs
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._listen(), name="balance feed")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        for followers in self._followers.values():
+            for follower in followers:
+                follower.close()
+
+    @asynccontextmanager
+    async def follow(self, owner_id: str) -> AsyncIterator[Follower]:
+        """A follower of `owner_id` whose first update is the current balance."""
+        follower = Follower(owner_id, self._buffer)
+        self._followers[owner_id].add(follower)  # before reading, so no commit falls between
+        try:
+            [current] = await self._newest_balances([owner_id])
+            follower.offer(current)
+            yield follower
+        finally:
+            self._followers[owner_id].discard(follower)
+            if not self._followers[owner_id]:
+                del self._followers[owner_id]
+
+    @property
+    def follower_count(self) -> int:
+        return sum(len(followers) for followers in self._followers.values())
+
+    async def _listen(self) -> None:
+        backoff = 0.1
+        while True:
+            try:
+                await self._listen_until_lost()
+                logger.warning("balance feed lost its connection; reconnecting")
+                backoff = 0.1
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                logger.warning("balance feed cannot listen (%s); retrying in %.1fs", error, backoff)
+                backoff = min(backoff * 2, self._max_backoff)
+            await asyncio.sleep(backoff)
+
+    async def _listen_until_lost(self) -> None:
+        arguments, options = self._engine.dialect.create_connect_args(self._engine.url)
+        options.setdefault("timeout", self._max_backoff)
+        connection = await asyncpg.connect(*arguments, **options)
+        try:
+            lost = asyncio.Event()
+            connection.add_termination_listener(lambda _: lost.set())
+            await connection.add_listener(CHANNEL, self._notified)
+            self.connections += 1
+            if self.connections > 1:
+                # Notifications sent while the feed was away are gone: resend the present.
+                logger.info("balance feed reconnected; resending current balances")
+                await self._resend_current()
+            self.listening.set()
+            await lost.wait()
+        finally:
+            self.listening.clear()
+            if not connection.is_closed():
+                connection.terminate()
+
+    async def _resend_current(self) -> None:
+        owners = list(self._followers)
+        if owners:
+            for update in await self._newest_balances(owners):
+                self._offer(update)
+
+    def _notified(self, connection: object, pid: int, channel: str, payload: str) -> None:
+        notice = json.loads(payload)
+        owner_id = notice["owner_id"]
+        if owner_id not in self._followers:
+            return
+        created_on = _EPOCH + timedelta(microseconds=notice["created_on_us"])
+        balance = Balance(owner_id, notice["balance"], created_on)
+        self._offer(BalanceUpdate(balance, notice["entry_id"]))
+
+    def _offer(self, update: BalanceUpdate) -> None:
+        for follower in self._followers.get(update.balance.owner_id, ()):
+            follower.offer(update)
