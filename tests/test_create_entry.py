@@ -186,8 +186,11 @@ def test_invalid_owner_id_or_nonce_is_invalid_input_and_writes_nothing(
     assert rows[0][0] == 0
 
 
-def test_a_lone_surrogate_is_invalid_input(healthai: GraphQLClient, owner: str) -> None:
-    # JSON can carry an unpaired surrogate; PostgreSQL could not store it as UTF-8.
+def test_a_lone_surrogate_is_refused_and_writes_nothing(
+    healthai: GraphQLClient, owner: str, app_urls: dict[str, str]
+) -> None:
+    # JSON can spell an unpaired surrogate, which is no character at all (PostgreSQL could
+    # not store it as UTF-8); the body is refused as invalid JSON before any GraphQL runs.
     body = (
         '{"query": "mutation($i: CreateEntryInput!) { createEntry(input: $i) '
         '{ ... on InvalidInput { field } } }", "variables": {"i": {"ownerId": "'
@@ -197,7 +200,16 @@ def test_a_lone_surrogate_is_invalid_input(healthai: GraphQLClient, owner: str) 
     response = healthai.http.post(
         "/graphql", content=body, headers={"content-type": "application/json"}
     )
-    assert response.json() == {"data": {"createEntry": {"field": "nonce"}}}
+    assert response.status_code == 400
+    assert response.json() == {
+        "errors": [
+            {
+                "message": "Unable to parse request body as JSON",
+                "extensions": {"code": "BAD_REQUEST"},
+            }
+        ]
+    }
+    assert entries_of(app_urls["healthai"], owner) == []
 
 
 def test_limits_are_inclusive_and_four_byte_characters_count_once(

@@ -1,25 +1,53 @@
-"""LedgerSchema: Strawberry's Schema with the ledger's logging of unexpected errors and its
-one transport rule (subscriptions only on WebSocket)."""
+"""LedgerSchema: Strawberry's Schema with the ledger's execution of single operations.
 
+HTTP requests (and nothing else) come through `execute`, which runs them straight on
+graphql-core: each distinct document is parsed and validated once (the same rules and
+limits as everywhere), then executed, and its errors logged, masked and coded. Strawberry's
+own per-request pipeline (a fresh instance of every extension, hooks around each phase)
+cost about as much as executing a small query (measured, see bench/README.md), so HTTP
+skips it; WebSocket operations keep it, with the extensions from `limits.py`. Subscriptions
+run only on WebSocket.
+"""
+
+import functools
 from collections.abc import Iterable
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError
-from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES
+from graphql import DocumentNode, GraphQLError, parse, specified_rules
+from graphql import execute as execute_document
+from strawberry.exceptions import MissingQueryError
+from strawberry.execution import optimized_is_awaitable
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES, validate_document
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
+from strawberry.utils.operation import get_operation_type
 
-from graphql_ledger.schema.errors import is_unexpected, logger
+from graphql_ledger.schema.errors import is_unexpected, logger, reported
+from graphql_ledger.schema.limits import CACHED_DOCUMENTS, QueryLimits
 
 __all__ = ["LedgerSchema"]
 
 
 class LedgerSchema(strawberry.Schema):
-    """Logs unexpected errors with their context; expected ones are the client's business
-    and stay out of the server log. Subscriptions run only on WebSocket (`subscribe`):
-    `execute`, which serves HTTP, refuses them (Strawberry would otherwise run one over
-    POST as a plain query and fail)."""
+    def __init__(self, *, limits: QueryLimits, **options: Any) -> None:
+        super().__init__(**options)
+        self.limits = limits
+        self._rules = (*specified_rules, *limits.validation_rules)
+        self._prepared = functools.lru_cache(maxsize=CACHED_DOCUMENTS)(self._prepare)
+
+    def _prepare(self, query: str) -> tuple[DocumentNode | None, tuple[GraphQLError, ...]]:
+        """The parsed document and its validation errors (or the syntax error)."""
+        try:
+            document = parse(query, max_tokens=self.limits.max_tokens)
+        except GraphQLError as error:
+            return None, (error,)
+        problems = validate_document(self._schema, document, self._rules)
+        if self.config.disable_field_suggestions:
+            for problem in problems:
+                self.remove_field_suggestion(problem)
+        return document, tuple(problems)
 
     async def execute(
         self,
@@ -31,25 +59,50 @@ class LedgerSchema(strawberry.Schema):
         allowed_operation_types: Iterable[OperationType] | None = None,
         operation_extensions: dict[str, Any] | None = None,
     ) -> ExecutionResult:
+        if not query:
+            raise MissingQueryError
+        document, problems = self._prepared(query)
+        if document is None or problems:
+            return ExecutionResult(None, reported(list(problems), parsed=document is not None))
+        try:
+            operation_type = get_operation_type(document, operation_name)
+        except RuntimeError as error:
+            raise CannotGetOperationTypeError(operation_name) from error
         allowed = set(allowed_operation_types or DEFAULT_ALLOWED_OPERATION_TYPES)
-        return await super().execute(
-            query,
-            variable_values,
-            context_value,
-            root_value,
-            operation_name,
-            allowed - {OperationType.SUBSCRIPTION},
-            operation_extensions,
+        if operation_type not in allowed - {OperationType.SUBSCRIPTION}:
+            raise InvalidOperationTypeError(operation_type)
+        result = execute_document(
+            self._schema,
+            document,
+            root_value=root_value,
+            context_value=context_value,
+            variable_values=variable_values,
+            operation_name=operation_name,
+            is_awaitable=optimized_is_awaitable,  # type: ignore[arg-type]
         )
+        if optimized_is_awaitable(result):
+            result = await result  # type: ignore[misc]
+        errors = list(result.errors or ())  # type: ignore[union-attr]
+        if errors:
+            self._log_unexpected(errors, operation_name)
+        return ExecutionResult(result.data, reported(errors, parsed=True) or None)  # type: ignore[union-attr]
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
+        """Strawberry's hook, on the WebSocket path."""
+        self._log_unexpected(
+            errors, execution_context.operation_name if execution_context else None
+        )
+
+    def _log_unexpected(self, errors: list[GraphQLError], operation_name: str | None) -> None:
+        """Unexpected errors go to the log with their cause; expected ones are the
+        client's business and stay out of it."""
         for error in errors:
             if is_unexpected(error):
                 logger.error(
                     "unexpected error in operation %s at %s: %s",
-                    execution_context.operation_name if execution_context else None,
+                    operation_name,
                     ".".join(str(key) for key in error.path or ()),
                     error.message,
                     exc_info=error.original_error,

@@ -14,6 +14,9 @@ __all__ = [
     "Forbidden",
     "MaskUnexpectedErrors",
     "is_unexpected",
+    "masked",
+    "reported",
+    "with_code",
 ]
 
 logger = logging.getLogger("graphql_ledger.schema")
@@ -41,33 +44,54 @@ def is_unexpected(error: GraphQLError) -> bool:
     return error.original_error is not None and not isinstance(error.original_error, GraphQLError)
 
 
+def masked(error: GraphQLError) -> GraphQLError:
+    """An unexpected error as the client sees it: no detail, a code to branch on."""
+    return GraphQLError(
+        "Unexpected error.",
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        extensions={"code": "INTERNAL_SERVER_ERROR"},
+    )
+
+
+def with_code(error: GraphQLError, *, parsed: bool) -> GraphQLError:
+    """`error` with the `extensions.code` that says whose mistake it is, when it has none:
+    GRAPHQL_PARSE_FAILED, GRAPHQL_VALIDATION_FAILED, or BAD_USER_INPUT for variables
+    that do not fit their types (the codes Apollo Server uses)."""
+    if not (error.extensions or {}).get("code"):
+        if not parsed:
+            code = "GRAPHQL_PARSE_FAILED"
+        elif error.original_error is None:
+            code = "GRAPHQL_VALIDATION_FAILED"
+        else:
+            code = "BAD_USER_INPUT"
+        error.extensions = {**(error.extensions or {}), "code": code}
+    return error
+
+
+def reported(errors: list[GraphQLError], *, parsed: bool) -> list[GraphQLError]:
+    """The errors as a client receives them: unexpected ones masked, all with a code."""
+    return [masked(e) if is_unexpected(e) else with_code(e, parsed=parsed) for e in errors]
+
+
 class MaskUnexpectedErrors(MaskErrors):
-    """Masks unexpected errors, keeping a code clients can branch on."""
+    """Masks unexpected errors on the WebSocket path (HTTP uses `reported`)."""
 
     def __init__(self) -> None:
-        super().__init__(should_mask_error=is_unexpected, error_message="Unexpected error.")
+        super().__init__(should_mask_error=is_unexpected)
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
-        masked = super().anonymise_error(error)
-        masked.extensions = {"code": "INTERNAL_SERVER_ERROR"}
-        return masked
+        return masked(error)
 
 
 class ErrorCodes(SchemaExtension):
-    """Gives each error that has no `extensions.code` the one that says whose mistake it
-    is: GRAPHQL_PARSE_FAILED, GRAPHQL_VALIDATION_FAILED, or BAD_USER_INPUT for variables
-    that do not fit their types (the codes Apollo Server uses)."""
+    """Gives each error without a code its code on the WebSocket path (see `with_code`)."""
 
     def on_operation(self) -> Iterator[None]:
         yield
-        result = self.execution_context.result
-        for error in getattr(result, "errors", None) or ():
-            if not (error.extensions or {}).get("code") and not is_unexpected(error):
-                error.extensions = {**(error.extensions or {}), "code": self._code(error)}
-
-    def _code(self, error: GraphQLError) -> str:
-        if self.execution_context.graphql_document is None:
-            return "GRAPHQL_PARSE_FAILED"
-        if error.original_error is None:
-            return "GRAPHQL_VALIDATION_FAILED"
-        return "BAD_USER_INPUT"
+        parsed = self.execution_context.graphql_document is not None
+        for error in getattr(self.execution_context.result, "errors", None) or ():
+            if not is_unexpected(error):
+                with_code(error, parsed=parsed)

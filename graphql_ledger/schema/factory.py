@@ -324,4 +324,5 @@ def build_schema(
         subscription=Subscription,
         extensions=[*limits.extensions(), MaskUnexpectedErrors, ErrorCodes],
         config=limits.config(),
+        limits=limits,
     )

@@ -5,18 +5,26 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from graphql import ASTValidationRule
 from strawberry.extensions import (
+    AddValidationRules,
     DisableIntrospection,
     MaxAliasesLimiter,
     MaxTokensLimiter,
+    ParserCache,
     QueryDepthLimiter,
     SchemaExtension,
+    ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
 
 from graphql_ledger.config import Settings
 
-__all__ = ["QueryLimits"]
+__all__ = ["CACHED_DOCUMENTS", "QueryLimits"]
+
+# Distinct documents kept parsed and validated; bounded, so unique query texts from a
+# hostile client cannot grow memory.
+CACHED_DOCUMENTS = 256
 
 
 @dataclass(frozen=True)
@@ -38,16 +46,29 @@ class QueryLimits:
             introspection=settings.introspection,
         )
 
-    def extensions(self) -> list[Callable[[], SchemaExtension]]:
-        """Factories, not instances: an extension instance holds one request's state."""
-        made: list[Callable[[], SchemaExtension]] = [
-            functools.partial(QueryDepthLimiter, max_depth=self.max_depth),
-            functools.partial(MaxAliasesLimiter, max_alias_count=self.max_aliases),
-            functools.partial(MaxTokensLimiter, max_token_count=self.max_tokens),
+    @functools.cached_property
+    def validation_rules(self) -> tuple[type[ASTValidationRule], ...]:
+        """The rules beyond the specification's that every document must pass. Made once:
+        Strawberry's limiters make a new rule class per instance, and the validation cache
+        is keyed by the rule classes, so fresh ones per request would never hit it."""
+        rules = [
+            *QueryDepthLimiter(max_depth=self.max_depth).validation_rules,
+            *MaxAliasesLimiter(max_alias_count=self.max_aliases).validation_rules,
         ]
         if not self.introspection:
-            made.append(DisableIntrospection)
-        return made
+            rules += DisableIntrospection().validation_rules
+        return tuple(rules)
+
+    def extensions(self) -> list[Callable[[], SchemaExtension]]:
+        """The same limits as Strawberry extensions, for the operations Strawberry's own
+        pipeline runs (those on WebSocket). Factories, not instances: an extension
+        instance holds one request's state."""
+        return [
+            functools.partial(AddValidationRules, list(self.validation_rules)),
+            functools.partial(MaxTokensLimiter, max_token_count=self.max_tokens),
+            functools.partial(ParserCache, maxsize=CACHED_DOCUMENTS),
+            functools.partial(ValidationCache, maxsize=CACHED_DOCUMENTS),
+        ]
 
     def config(self) -> StrawberryConfig:
         # Suggestions ("Did you mean ...?") would give away the schema introspection hides.
