@@ -4,14 +4,23 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: run test lint format clean
+.PHONY: run test lint format bench clean
 
 run: $(INSTALLED)
 	$(BIN)/graphql-ledger serve
 
 test: $(INSTALLED)
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The benchmark (bench/README.md): a few minutes; needs wrk (Debian's, installed if missing)
+# and, for the PostGraphile peer, npm.
+bench: $(INSTALLED)
+	@command -v wrk >/dev/null || { echo "installing wrk from Debian's packages"; \
+		$(SUDO) apt-get install -y wrk >/dev/null 2>&1 \
+		|| { $(SUDO) apt-get update >/dev/null && $(SUDO) apt-get install -y wrk; }; }
+	$(BIN)/python -m bench.run
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

@@ -381,6 +381,7 @@ def measure_python(results: Results, url: str, target: str, module: str, workers
     token = issue_token(SECRET, "healthai", "bench", service=True, ttl=3600)
     label = f"{target} ({workers} worker{'s' if workers > 1 else ''})"
     with server(uvicorn(module, workers), app_env(url, workers), READY) as (base, root):
+        check_writes(base, target, token)
         with PeakRss(root) as rss:
             for scenario in SCENARIOS:
                 env = {**scenario.env, "BENCH_TOKEN": token}
@@ -394,6 +395,24 @@ def measure_python(results: Results, url: str, target: str, module: str, workers
                     flush=True,
                 )
         results.peak_rss[label] = rss.peak
+
+
+def check_writes(base: str, target: str, token: str) -> None:
+    """One createEntry before the loads: a figure for requests that fail is no figure."""
+    headers = {"Authorization": f"Bearer {token}"}
+    entry = {"ownerId": "owner-1", "operation": "CREDIT_ADD", "nonce": uuid.uuid4().hex}
+    if target == "bare":
+        answer = httpx.post(f"{base}/entry", json=entry, headers=headers).json()
+        assert "balanceAfter" in answer, answer
+        return
+    mutation = (
+        "mutation($i: CreateEntryInput!) { createEntry(input: $i) "
+        "{ __typename ... on LedgerEntry { balanceAfter } } }"
+    )
+    answer = httpx.post(
+        f"{base}/graphql", json={"query": mutation, "variables": {"i": entry}}, headers=headers
+    ).json()
+    assert answer["data"]["createEntry"]["__typename"] == "LedgerEntry", answer
 
 
 def measure_postgraphile(results: Results, url: str) -> None:
@@ -413,7 +432,12 @@ def measure_postgraphile(results: Results, url: str) -> None:
     database = make_url(url)
     node_url = database.set(drivername="postgresql").render_as_string(hide_password=False)
     label = "PostGraphile 4 (2 workers)"
-    env = {"DATABASE_URL": node_url, "WORKERS": "2"}
+    # The same connections per worker as the ledger's workers get.
+    env = {
+        "DATABASE_URL": node_url,
+        "WORKERS": "2",
+        "PG_POOL_SIZE": app_env(url, 2)["LEDGER_DB_POOL_SIZE"],
+    }
     with server(["node", "server.js"], env, READY, cwd=peer) as (base, root):
         with PeakRss(root) as rss:
             for scenario in SCENARIOS:

@@ -9,8 +9,10 @@ import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import event
 from starlette.testclient import TestClient
 
 from graphql_ledger import Settings, create_app
@@ -108,3 +110,27 @@ def travelai(travelai_http: TestClient) -> GraphQLClient:
 def owner() -> str:
     """An owner id no other test uses."""
     return f"owner-{uuid.uuid4()}"
+
+
+@pytest.fixture
+def statements(healthai_http: TestClient) -> Iterator[list[str]]:
+    """Every SQL statement the in-process healthai app sends while the test runs, seen by
+    asyncpg's query logger on each connection the pool hands out."""
+    pool = healthai_http.app.state.repository.engine.sync_engine.pool  # type: ignore[attr-defined]
+    seen: list[str] = []
+    instrumented: list[Any] = []
+
+    def record(logged: Any) -> None:
+        seen.append(logged.query)
+
+    def on_checkout(dbapi_connection: Any, *_: object) -> None:
+        driver = dbapi_connection.driver_connection
+        if driver not in instrumented:
+            driver.add_query_logger(record)
+            instrumented.append(driver)
+
+    event.listen(pool, "checkout", on_checkout)
+    yield seen
+    event.remove(pool, "checkout", on_checkout)
+    for driver in instrumented:
+        driver.remove_query_logger(record)

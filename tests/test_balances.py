@@ -1,27 +1,9 @@
 """Reading balances: single, batched and aliased, all through one DataLoader query per
 request; the operations list; input rules on query arguments."""
 
-from collections.abc import Iterator
-
 import pytest
-from sqlalchemy import event
-from starlette.testclient import TestClient
 
 from tests.support import GraphQLClient
-
-
-@pytest.fixture
-def statements(healthai_http: TestClient) -> Iterator[list[str]]:
-    """Every SQL statement the healthai app sends while the test runs."""
-    engine = healthai_http.app.state.repository.engine.sync_engine  # type: ignore[attr-defined]
-    seen: list[str] = []
-
-    def record(conn: object, cursor: object, statement: str, *args: object) -> None:
-        seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    yield seen
-    event.remove(engine, "before_cursor_execute", record)
 
 
 def test_an_owner_without_entries_has_zero_and_no_last_updated(

@@ -8,8 +8,6 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import event
-from starlette.testclient import TestClient
 
 from tests.support import GraphQLClient, sql
 
@@ -71,19 +69,6 @@ def stored(url: str, owner_id: str) -> list[dict[str, Any]]:
         o=owner_id,
     )
     return [{"id": str(r.id), "operation": r.operation, "createdOn": r.created_on} for r in rows]
-
-
-@pytest.fixture
-def statements(healthai_http: TestClient) -> Iterator[list[str]]:
-    engine = healthai_http.app.state.repository.engine.sync_engine  # type: ignore[attr-defined]
-    seen: list[str] = []
-
-    def record(conn: object, cursor: object, statement: str, *args: object) -> None:
-        seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    yield seen
-    event.remove(engine, "before_cursor_execute", record)
 
 
 def test_paging_through_1000_entries_in_pages_of_7_returns_each_once_newest_first(

@@ -149,12 +149,14 @@ def build_schema(
         @strawberry.field(description="0 for an owner with no entries.")
         async def balance(self, info: strawberry.Info) -> int:
             context: LedgerContext = info.context
-            return (await context.balances.load(self.id)).balance
+            [balance] = await context.balances_of(self.id)
+            return balance.balance
 
         @strawberry.field(description="createdOn of the newest entry; null when none.")
         async def last_updated(self, info: strawberry.Info) -> datetime | None:
             context: LedgerContext = info.context
-            return (await context.balances.load(self.id)).last_updated
+            [balance] = await context.balances_of(self.id)
+            return balance.last_updated
 
         @strawberry.field(description="The owner's entries, newest first.")
         async def entries(
@@ -239,7 +241,8 @@ def build_schema(
             instant = arguments.checked_instant(given(at), "at")
             context.check_may_read(owner_id)
             if instant is None:
-                return await context.balances.load(owner_id)
+                [balance] = await context.balances_of(owner_id)
+                return balance
             return await context.balances_at.load((owner_id, instant))
 
         @strawberry.field(
@@ -252,7 +255,7 @@ def build_schema(
             context: LedgerContext = info.context
             checked = arguments.checked_owner_ids(owner_ids)
             context.check_may_read(*checked)
-            return await context.balances.load_many(checked)
+            return await context.balances_of(*checked)
 
         @strawberry.field(description="Every operation of this app and its amount.")
         def operations(self) -> list[OperationInfo]:

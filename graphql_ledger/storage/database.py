@@ -90,7 +90,9 @@ def create_engine(
     overhead."""
     options: dict[str, Any] = {"connect_args": {"timeout": timeout}}
     if autocommit:
-        options["isolation_level"] = "AUTOCOMMIT"
+        # No statement ever opens a transaction, so there is nothing to roll back when a
+        # connection goes back to the pool.
+        options.update(isolation_level="AUTOCOMMIT", pool_reset_on_return=None)
     if poolclass is None:
         options.update(pool_size=pool_size, max_overflow=0, pool_timeout=timeout)
     else:
