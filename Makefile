@@ -4,14 +4,15 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+ASSETS := graphql_ledger/static/graphiql/.installed
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: run test lint format bench clean
+.PHONY: run test assets lint format bench clean
 
-run: $(INSTALLED)
+run: $(INSTALLED) $(ASSETS)
 	$(BIN)/graphql-ledger serve
 
-test: $(INSTALLED)
+test: $(INSTALLED) $(ASSETS)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # The benchmark (bench/README.md): a few minutes; needs wrk (Debian's, installed if missing)
@@ -30,6 +31,19 @@ lint: $(INSTALLED)
 format: $(INSTALLED)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+# GraphiQL's files, so that /graphql works offline (graphql_ledger/graphiql.py): the npm
+# packages pinned in assets/, copied where the app serves them from. Without npm, a warning:
+# the app then serves the GraphiQL page that loads them from the CDN.
+assets: $(ASSETS)
+
+$(ASSETS): assets/package.json assets/package-lock.json $(INSTALLED)
+	@if command -v npm >/dev/null; then \
+		cd assets && npm ci --no-audit --no-fund --loglevel=error && cd .. \
+		&& $(BIN)/python -c 'from graphql_ledger.graphiql import main; raise SystemExit(main())' \
+			install assets/node_modules && touch $@; \
+	else echo "warning: npm not found, so GraphiQL loads its files from the CDN;" \
+		"install Node.js and npm, then run make assets"; fi
 
 $(INSTALLED): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \

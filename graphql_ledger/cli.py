@@ -16,6 +16,7 @@ import uvicorn
 from graphql_ledger.app import create_app
 from graphql_ledger.auth import authenticator_for, development_secret, issue_token, signing_secret
 from graphql_ledger.config import ConfigError, Settings
+from graphql_ledger.logs import configure_logging
 from graphql_ledger.registry import UnknownApp, select_apps
 from graphql_ledger.schema import build_schema
 from graphql_ledger.storage import (
@@ -34,8 +35,8 @@ logger = logging.getLogger("graphql_ledger")
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command line; returns the exit status."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
     try:
+        configure_logging(Settings.from_env().log_format)
         status: int = args.run(args)
     except (ConfigError, DatabaseUnreachable, UnknownApp) as error:
         print(f"graphql-ledger: {error}", file=sys.stderr)
@@ -129,11 +130,11 @@ def _print_development_tokens(settings: Settings, apps: Sequence[str]) -> None:
             service=True,
             ttl=_DEVELOPMENT_TOKEN_TTL,
         )
-        logger.info(
-            "%s: a development service token (30 days); paste into GraphiQL's headers:\n"
-            '    {"Authorization": "Bearer %s"}',
-            app,
-            token,
+        # Printed, not logged: it is there to be copied as it stands.
+        print(
+            f"{app}: a development service token (30 days); paste into GraphiQL's headers:\n"
+            f'    {{"Authorization": "Bearer {token}"}}',
+            flush=True,
         )
 
 
@@ -189,7 +190,10 @@ def _serve(args: argparse.Namespace) -> int:
         for offset, (name, operations) in enumerate(apps.items()):
             port = args.port + offset
             asgi = create_app(name, operations, serving)
-            servers.append(_Server(uvicorn.Config(asgi, host=args.host, port=port)))
+            # The ledger logs each request itself, in LEDGER_LOG_FORMAT: uvicorn must
+            # neither reconfigure logging nor write an access log of its own.
+            config = uvicorn.Config(asgi, host=args.host, port=port, log_config=None)
+            servers.append(_Server(config))
             logger.info("%s: GraphQL and GraphiQL at http://%s:%d/graphql", name, args.host, port)
         asyncio.run(_serve_all(servers))
     return 0 if all(server.started for server in servers) else 1

@@ -12,6 +12,7 @@ from sqlalchemy.engine import make_url
 __all__ = ["ConfigError", "Settings"]
 
 _APP_URL_SUFFIX = "_DATABASE_URL"
+_LISTEN_URL_SUFFIX = "_LISTEN_DATABASE_URL"
 
 
 class ConfigError(Exception):
@@ -24,12 +25,18 @@ class Settings:
 
     Attributes:
         app_database_urls: `<APP>_DATABASE_URL` values by lower-case app name.
+        app_listen_urls: `<APP>_LISTEN_DATABASE_URL`, a URL reaching PostgreSQL itself for
+            the live balance feed's LISTEN when the app's URL goes through a transaction
+            pooler such as PgBouncer; by default the app's URL.
         database_url: `DATABASE_URL`, a server on which each app uses a database named
             after the app.
         data_dir: `LEDGER_DATA_DIR`, where the embedded PostgreSQL keeps its data (and the
             development token secret) when no database is configured.
         pool_size: `LEDGER_DB_POOL_SIZE`, connections each process keeps per app database.
         pool_timeout: `LEDGER_DB_POOL_TIMEOUT`, seconds a request waits for a connection.
+        statement_cache: `LEDGER_DB_STATEMENT_CACHE`, prepared statements kept per
+            connection; 0 behind PgBouncer in transaction mode.
+        log_format: `LEDGER_LOG_FORMAT`, `json` (one object per line) or `text`.
         auth: `LEDGER_AUTH` (`on` or `off`): whether requests need a bearer token.
         jwt_secret: `LEDGER_JWT_SECRET`, the HS256 key tokens are signed with.
         jwt_public_key: `LEDGER_JWT_PUBLIC_KEY`, a PEM file of the RS256 or ES256 public
@@ -47,10 +54,13 @@ class Settings:
     """
 
     app_database_urls: Mapping[str, str] = field(default_factory=dict)
+    app_listen_urls: Mapping[str, str] = field(default_factory=dict)
     database_url: str | None = None
     data_dir: Path = Path(".ledger")
     pool_size: int = 10
     pool_timeout: float = 5.0
+    statement_cache: int = 100
+    log_format: str = "json"
     auth: bool = True
     jwt_secret: str | None = None
     jwt_public_key: Path | None = None
@@ -69,8 +79,22 @@ class Settings:
         app_urls = {
             name[: -len(_APP_URL_SUFFIX)].lower(): value
             for name, value in environ.items()
-            if name.endswith(_APP_URL_SUFFIX) and name != "DATABASE_URL" and value
+            if name.endswith(_APP_URL_SUFFIX)
+            and not name.endswith(_LISTEN_URL_SUFFIX)
+            and name != "DATABASE_URL"
+            and value
         }
+        listen_urls = {
+            name[: -len(_LISTEN_URL_SUFFIX)].lower(): value
+            for name, value in environ.items()
+            if name.endswith(_LISTEN_URL_SUFFIX) and value
+        }
+        log_format = (environ.get("LEDGER_LOG_FORMAT") or cls.log_format).strip().lower()
+        if log_format not in ("json", "text"):
+            raise ConfigError(f"LEDGER_LOG_FORMAT must be json or text, not {log_format!r}")
+        cache = environ.get("LEDGER_DB_STATEMENT_CACHE", "").strip()
+        if cache and not cache.isdigit():
+            raise ConfigError(f"LEDGER_DB_STATEMENT_CACHE must be 0 or more, not {cache!r}")
         public_key = environ.get("LEDGER_JWT_PUBLIC_KEY")
         secret = environ.get("LEDGER_JWT_SECRET") or None
         if secret and public_key:
@@ -78,6 +102,9 @@ class Settings:
         origins = environ.get("LEDGER_CORS_ORIGINS", "")
         return cls(
             app_database_urls=app_urls,
+            app_listen_urls=listen_urls,
+            statement_cache=int(cache) if cache else cls.statement_cache,
+            log_format=log_format,
             database_url=environ.get("DATABASE_URL") or None,
             data_dir=Path(environ.get("LEDGER_DATA_DIR") or ".ledger"),
             pool_size=_positive(environ, "LEDGER_DB_POOL_SIZE", int, cls.pool_size),
@@ -108,6 +135,10 @@ class Settings:
             url = make_url(self.database_url).set(database=app)
             return url.render_as_string(hide_password=False)
         return None
+
+    def listen_database_url(self, app: str, database_url: str) -> str:
+        """Where `app`'s balance feed LISTENs: its own setting, else its database URL."""
+        return self.app_listen_urls.get(app, database_url)
 
     @property
     def token_key_configured(self) -> bool:

@@ -4,6 +4,7 @@ meet, and the rules every ownerId and nonce obey. Pure domain: no storage, no Gr
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
+from typing import ClassVar
 
 from graphql_ledger.operations import LedgerOperation
 
@@ -38,6 +39,7 @@ class Entry:
     balance_after: int
     nonce: str
     created_on: datetime
+    replayed: bool = False  # answered from an earlier request with the same nonce
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +55,8 @@ class Balance:
 class InsufficientCredits:
     """The entry would have taken the balance below zero; nothing was written."""
 
+    code: ClassVar[str] = "INSUFFICIENT_CREDITS"
+
     balance: int
     required: int
 
@@ -64,6 +68,8 @@ class InsufficientCredits:
 @dataclass(frozen=True, slots=True)
 class NonceConflict:
     """The nonce already names another operation's entry for this owner."""
+
+    code: ClassVar[str] = "NONCE_CONFLICT"
 
     existing: Entry
 
@@ -79,6 +85,8 @@ class NonceConflict:
 class InvalidInput:
     """A field of the request breaks the input rules; nothing was written."""
 
+    code: ClassVar[str] = "INVALID_INPUT"
+
     field: str
     message: str
 
@@ -88,6 +96,8 @@ class OperationNotAllowed:
     """The caller may not create this entry: another owner's, or an operation reserved
     to backend services. Nothing was written, and nothing of the owner is revealed."""
 
+    code: ClassVar[str] = "OPERATION_NOT_ALLOWED"
+
     message: str
 
 
@@ -95,6 +105,8 @@ class OperationNotAllowed:
 class LimitReached:
     """The owner already had this operation as often as its limit allows; nothing was
     written. `retry_after` is when it is allowed again, None for never."""
+
+    code: ClassVar[str] = "LIMIT_REACHED"
 
     operation: LedgerOperation
     retry_after: datetime | None

@@ -13,10 +13,21 @@ from graphql_ledger.registry import registered_apps
 from tests.support import ROOT
 
 
+def test_compose_runs_postgres_with_a_volume_and_a_health_check() -> None:
+    compose = yaml.safe_load((ROOT / "compose.yml").read_text())
+    postgres = compose["services"]["postgres"]
+    [volume] = postgres["volumes"]
+    assert volume.endswith(":/var/lib/postgresql/data")
+    assert volume.split(":")[0] in compose["volumes"]
+    assert "pg_isready" in postgres["healthcheck"]["test"]
+
+
 def test_compose_migrates_then_serves_every_registered_app() -> None:
     services = yaml.safe_load((ROOT / "compose.yml").read_text())["services"]
 
     assert services["migrate"]["command"] == ["graphql-ledger", "migrate"]
+    assert services["migrate"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+    assert "restart" not in services["migrate"]  # one-shot
     for app in registered_apps():
         service = services[app]
         module = service["command"][service["command"].index("uvicorn") + 1]
@@ -24,6 +35,13 @@ def test_compose_migrates_then_serves_every_registered_app() -> None:
         assert isinstance(import_module(f"{app}.app").app, Starlette)
         assert service["depends_on"] == {"migrate": {"condition": "service_completed_successfully"}}
         assert service["environment"]["DATABASE_URL"].startswith("postgresql://")
+        assert service["environment"]["LEDGER_JWT_SECRET"]
+        probe = " ".join(service["healthcheck"]["test"])
+        assert "/readyz" in probe and ":8000/" in probe
+        [port] = service["ports"]
+        assert port.startswith("127.0.0.1:") and port.endswith(":8000")
+    host_ports = [services[app]["ports"][0].split(":")[1] for app in registered_apps()]
+    assert host_ports == [str(8000 + n) for n in range(len(host_ports))]
 
 
 def test_the_image_holds_every_package_and_the_migrations() -> None:

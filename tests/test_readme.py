@@ -23,6 +23,7 @@ from tests.support import (
     ServerProcess,
     clean_environment,
     service_headers,
+    user_headers,
 )
 
 BLOCK = re.compile(r"^```(\w+)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
@@ -111,31 +112,42 @@ def test_every_example_answers_what_the_readme_shows(
             assert without_times(answer) == without_times(expected), code
 
 
-def test_the_third_app_recipe_builds_a_working_app(
+def test_the_add_an_app_walkthrough_builds_a_working_app(
     tmp_path: Path, new_database: Callable[..., str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    python = [code for language, code in readme_blocks() if language == "python"]
-    package = tmp_path / "zooai"
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    (package / "operations.py").write_text(next(c for c in python if "class ZooAI" in c))
-    (package / "app.py").write_text(next(c for c in python if "create_app(" in c))
+    """docs/adding-an-app.md, followed literally: each python block goes to the file its
+    preceding line names, and the app it wires serves its own operations."""
+    walkthrough = (ROOT / "docs" / "adding-an-app.md").read_text()
+    files = re.findall(r"^`([\w/]+\.py)`:\n\n```python\n(.*?)^```$", walkthrough, re.M | re.S)
+    assert [name for name, _ in files] == ["zooai/operations.py", "zooai/app.py"]
+    for name, code in files:
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text(code)
+    (tmp_path / "zooai" / "__init__.py").write_text("")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv("ZOOAI_DATABASE_URL", new_database("zooai"))
     monkeypatch.setenv("LEDGER_JWT_SECRET", TEST_SECRET)
 
     from zooai.app import app  # type: ignore[import-not-found]
 
-    with TestClient(app, headers=service_headers("zooai")) as http:
-        client = GraphQLClient(http)
-        assert client.data("{ operations { operation amount } }")["operations"][-1] == {
-            "operation": "FEEDING",
-            "amount": -2,
-        }
-        assert client.create_entry("keeper", "FEEDING", "f1")["__typename"] == (
-            "InsufficientCredits"
-        )
-        client.create_entry("keeper", "CREDIT_ADD", "a1")
-        assert client.create_entry("keeper", "FEEDING", "f1")["balanceAfter"] == 8
-    for module in ("zooai.app", "zooai.operations", "zooai"):
-        sys.modules.pop(module, None)
+    try:
+        with TestClient(app, headers=service_headers("zooai")) as http:
+            client = GraphQLClient(http)
+            assert client.data("{ operations { operation amount } }")["operations"][-2:] == [
+                {"operation": "FEEDING", "amount": -2},
+                {"operation": "KEEPER_BONUS", "amount": 4},
+            ]
+            assert client.create_entry("keeper", "FEEDING", "f1")["__typename"] == (
+                "InsufficientCredits"
+            )
+            assert client.create_entry("keeper", "KEEPER_BONUS", "b1")["balanceAfter"] == 4
+            assert client.create_entry("keeper", "KEEPER_BONUS", "b2")["code"] == "LIMIT_REACHED"
+            assert client.create_entry("keeper", "FEEDING", "f1")["balanceAfter"] == 2
+            user = GraphQLClient(http)
+            http.headers.update(user_headers("zooai", "keeper"))
+            assert user.create_entry("keeper", "KEEPER_BONUS", "b3")["code"] == (
+                "OPERATION_NOT_ALLOWED"
+            )
+    finally:
+        for module in ("zooai.app", "zooai.operations", "zooai"):
+            sys.modules.pop(module, None)

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import strawberry
-from graphql import DocumentNode, GraphQLError, parse, specified_rules
+from graphql import DocumentNode, GraphQLError, OperationDefinitionNode, parse, specified_rules
 from graphql import execute as execute_document
 from strawberry.exceptions import MissingQueryError
 from strawberry.execution import optimized_is_awaitable
@@ -48,6 +48,18 @@ class LedgerSchema(strawberry.Schema):
             for problem in problems:
                 self.remove_field_suggestion(problem)
         return document, tuple(problems)
+
+    def operation_name(self, query: str, requested: str | None) -> str | None:
+        """The name of the operation `query` runs: the one requested, or its only one."""
+        if requested:
+            return requested
+        document, _ = self._prepared(query)
+        names = [
+            definition.name.value
+            for definition in (document.definitions if document else ())
+            if isinstance(definition, OperationDefinitionNode) and definition.name
+        ]
+        return names[0] if len(names) == 1 else None
 
     async def execute(
         self,

@@ -10,6 +10,7 @@ from strawberry.dataloader import DataLoader
 
 from graphql_ledger.access import Principal
 from graphql_ledger.history import HistoryPage, HistoryQuery
+from graphql_ledger.ledger import EntryOutcome
 from graphql_ledger.schema.errors import Forbidden
 from graphql_ledger.schema.types import Balance
 from graphql_ledger.storage import BalanceFeed, LedgerRepository
@@ -21,7 +22,8 @@ __all__ = ["LedgerContext"]
 class LedgerContext:
     """`principal` is None on a WebSocket until its connection_init authenticates it with
     `authenticate` (the transport's token check); Strawberry fills `connection_params`
-    with that message's payload. `feed` serves subscriptions (WebSocket only).
+    with that message's payload. `feed` serves subscriptions (WebSocket only);
+    `observe` hears every createEntry outcome (the app counts them in its metrics).
 
     The DataLoaders batch but do not cache: a WebSocket connection keeps one context for
     all its operations, and a cached balance would go stale. Within one request the keys
@@ -34,6 +36,7 @@ class LedgerContext:
     entry_pages: DataLoader[HistoryQuery, HistoryPage]
     authenticate: Callable[[str | None], Principal] | None = None
     feed: BalanceFeed | None = None
+    observe: Callable[[EntryOutcome], None] | None = None
     connection_params: dict[str, Any] | None = None
 
     @classmethod
@@ -43,6 +46,7 @@ class LedgerContext:
         principal: Principal | None,
         authenticate: Callable[[str | None], Principal] | None = None,
         feed: BalanceFeed | None = None,
+        observe: Callable[[EntryOutcome], None] | None = None,
     ) -> "LedgerContext":
         async def load_balances(requests: list[tuple[str, ...]]) -> list[list[Balance]]:
             # A key is every id one field asks for (one for `balance`, all of a `balances`
@@ -65,6 +69,7 @@ class LedgerContext:
             entry_pages=DataLoader(load_fn=repository.entry_pages, cache=False),
             authenticate=authenticate,
             feed=feed,
+            observe=observe,
         )
 
     async def balances_of(self, *owner_ids: str) -> list[Balance]:

@@ -216,7 +216,7 @@ def build_schema(
                 return InsufficientCredits.of(outcome)
             case ledger.NonceConflict(existing=existing):
                 return NonceConflict(
-                    code=LedgerErrorCode.NONCE_CONFLICT,
+                    code=LedgerErrorCode[outcome.code],
                     message=outcome.message,
                     existing=LedgerEntry.of(existing),
                 )
@@ -314,11 +314,11 @@ def build_schema(
                 or ledger.identifier_problem("nonce", input.nonce)
                 or context.caller().refusal_to_write(input.owner_id, input.operation)
             )
-            if problem is not None:
-                return result_of(problem)
-            outcome = await context.repository.create_entry(
+            outcome = problem or await context.repository.create_entry(
                 input.owner_id, input.operation, input.nonce
             )
+            if context.observe is not None:
+                context.observe(outcome)
             return result_of(outcome)
 
     return LedgerSchema(

@@ -61,7 +61,7 @@ class InsufficientCredits(LedgerError):
     @classmethod
     def of(cls, refusal: ledger.InsufficientCredits) -> "InsufficientCredits":
         return cls(
-            code=LedgerErrorCode.INSUFFICIENT_CREDITS,
+            code=LedgerErrorCode[refusal.code],
             message=refusal.message,
             balance=refusal.balance,
             required=refusal.required,
@@ -74,7 +74,7 @@ class InvalidInput(LedgerError):
 
     @classmethod
     def of(cls, refusal: ledger.InvalidInput) -> "InvalidInput":
-        return cls(code=LedgerErrorCode.INVALID_INPUT, message=refusal.message, field=refusal.field)
+        return cls(code=LedgerErrorCode[refusal.code], message=refusal.message, field=refusal.field)
 
 
 @strawberry.type(
@@ -84,7 +84,7 @@ class InvalidInput(LedgerError):
 class OperationNotAllowed(LedgerError):
     @classmethod
     def of(cls, refusal: ledger.OperationNotAllowed) -> "OperationNotAllowed":
-        return cls(code=LedgerErrorCode.OPERATION_NOT_ALLOWED, message=refusal.message)
+        return cls(code=LedgerErrorCode[refusal.code], message=refusal.message)
 
 
 @strawberry.type(description="The owner already had this operation as often as it may.")
@@ -96,7 +96,7 @@ class LimitReached(LedgerError):
     @classmethod
     def of(cls, refusal: ledger.LimitReached) -> "LimitReached":
         return cls(
-            code=LedgerErrorCode.LIMIT_REACHED,
+            code=LedgerErrorCode[refusal.code],
             message=refusal.message,
             retry_after=refusal.retry_after,
         )

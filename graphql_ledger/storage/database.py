@@ -14,6 +14,7 @@ from sqlalchemy.pool import NullPool, Pool
 
 __all__ = [
     "DatabaseUnreachable",
+    "asyncpg_url",
     "create_engine",
     "display_url",
     "ensure_database",
@@ -61,7 +62,8 @@ def unreachable(url: str | URL, error: BaseException) -> DatabaseUnreachable | N
     return None
 
 
-def _asyncpg_url(url: str | URL) -> URL:
+def asyncpg_url(url: str | URL) -> URL:
+    """`url` with the asyncpg driver named, as SQLAlchemy wants it."""
     parsed = make_url(url)
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+asyncpg")
@@ -82,13 +84,21 @@ def create_engine(
     autocommit: bool = True,
     pool_size: int = 10,
     timeout: float = 5.0,
+    statement_cache: int = 100,
     poolclass: type[Pool] | None = None,
 ) -> AsyncEngine:
     """An engine on asyncpg that waits at most `timeout` seconds to connect or for a free
-    connection. With `autocommit`, each statement is its own transaction: every ledger
-    unit of work is one statement, so BEGIN and COMMIT would be two round trips of pure
-    overhead."""
-    options: dict[str, Any] = {"connect_args": {"timeout": timeout}}
+    connection, keeping `statement_cache` prepared statements per connection. With
+    `autocommit`, each statement is its own transaction: every ledger unit of work is one
+    statement, so BEGIN and COMMIT would be two round trips of pure overhead."""
+    connect: dict[str, Any] = {"timeout": timeout}
+    if statement_cache == 0:
+        # Behind PgBouncer in transaction mode a named prepared statement may live on
+        # another server connection than the next query's: prepare nothing by name.
+        connect.update(statement_cache_size=0, prepared_statement_cache_size=0)
+    else:
+        connect["statement_cache_size"] = statement_cache
+    options: dict[str, Any] = {"connect_args": connect}
     if autocommit:
         # No statement ever opens a transaction, so there is nothing to roll back when a
         # connection goes back to the pool.
@@ -97,13 +107,13 @@ def create_engine(
         options.update(pool_size=pool_size, max_overflow=0, pool_timeout=timeout)
     else:
         options["poolclass"] = poolclass
-    return create_async_engine(_asyncpg_url(url), **options)
+    return create_async_engine(asyncpg_url(url), **options)
 
 
 async def ensure_database(url: str | URL) -> bool:
     """Creates the database `url` names when it does not exist yet, connecting to the
     server's `postgres` database to do so. Returns True when it created it."""
-    target = _asyncpg_url(url)
+    target = asyncpg_url(url)
     name = target.database
     if not name:
         raise ValueError(f"{display_url(url)} names no database")

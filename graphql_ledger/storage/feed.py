@@ -17,6 +17,7 @@ import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from graphql_ledger.ledger import Balance
+from graphql_ledger.storage.database import asyncpg_url
 
 __all__ = ["CHANNEL", "BalanceFeed", "BalanceUpdate", "Follower"]
 
@@ -80,18 +81,22 @@ NewestBalances = Callable[[Sequence[str]], Any]
 
 
 class BalanceFeed:
-    """Listens on one connection and hands each notification to the followers of its
-    owner. `newest_balances` reads the current balances (at follow and after a reconnect)."""
+    """Listens on one connection (to `listen_url`, by default the engine's database: it
+    must reach PostgreSQL itself, LISTEN does not pass a transaction pooler) and hands each
+    notification to the followers of its owner. `newest_balances` reads the current
+    balances (at follow and after a reconnect)."""
 
     def __init__(
         self,
         engine: AsyncEngine,
         newest_balances: NewestBalances,
         *,
+        listen_url: str | None = None,
         buffer: int = 16,
         max_backoff: float = 5.0,
     ) -> None:
         self._engine = engine
+        self._listen_url = engine.url if listen_url is None else asyncpg_url(listen_url)
         self._newest_balances = newest_balances
         self._buffer = buffer
         self._max_backoff = max_backoff
@@ -144,7 +149,7 @@ class BalanceFeed:
             await asyncio.sleep(backoff)
 
     async def _listen_until_lost(self) -> None:
-        arguments, options = self._engine.dialect.create_connect_args(self._engine.url)
+        arguments, options = self._engine.dialect.create_connect_args(self._listen_url)
         options.setdefault("timeout", self._max_backoff)
         connection = await asyncpg.connect(*arguments, **options)
         try:

@@ -141,7 +141,7 @@ class LedgerRepository:
             return InsufficientCredits(balance=row["current_balance"], required=-operation.amount)
         if outcome == "limit_reached":
             return LimitReached(operation=operation, retry_after=row["retry_after"])
-        entry = self._entry(row, owner_id, nonce)
+        entry = self._entry(row, owner_id, nonce, replayed=outcome != "created")
         return NonceConflict(existing=entry) if outcome == "nonce_conflict" else entry
 
     async def _create_entry(self, arguments: tuple[Any, ...]) -> asyncpg.Record:
@@ -149,7 +149,9 @@ class LedgerRepository:
             row: asyncpg.Record = await connection.fetchrow(CREATE_ENTRY, *arguments)
             return row
 
-    def _entry(self, row: asyncpg.Record, owner_id: str, nonce: str) -> Entry:
+    def _entry(
+        self, row: asyncpg.Record, owner_id: str, nonce: str, *, replayed: bool = False
+    ) -> Entry:
         return Entry(
             id=row["id"],
             owner_id=owner_id,
@@ -158,6 +160,7 @@ class LedgerRepository:
             balance_after=row["balance_after"],
             nonce=nonce,
             created_on=row["created_on"],
+            replayed=replayed,
         )
 
     async def balances_of(self, owner_ids: Sequence[str]) -> list[Balance]:
@@ -216,3 +219,15 @@ class LedgerRepository:
             )
             for owner_id, row in zip(owner_ids, rows, strict=True)
         ]
+
+    async def schema_revision(self, timeout: float) -> str | None:
+        """The migration revision the database is at; None before the first migration.
+        Raises when the database cannot answer within `timeout` seconds."""
+        async with self.connection() as connection:
+            try:
+                revision: str | None = await connection.fetchval(
+                    "SELECT version_num FROM alembic_version", timeout=timeout
+                )
+            except asyncpg.UndefinedTableError:
+                return None
+            return revision

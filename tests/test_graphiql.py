@@ -1,0 +1,173 @@
+"""GraphiQL served by the app itself: the page names only the app's own files, which the app
+serves with the content the page's integrity hashes name; without them (or with one that
+differs) the page is Strawberry's CDN one, and one warning says to run `make assets`."""
+
+import base64
+import hashlib
+import json
+import logging
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from starlette.testclient import TestClient
+from strawberry.http.ides import get_graphql_ide_html
+
+from graphql_ledger.graphiql import DEFAULT_DIRECTORY, GraphiQLAssets, cdn_files, install
+from graphql_ledger.view import LedgerGraphQL
+from tests.support import ROOT
+
+HTML = {"Accept": "text/html"}
+CONTENT_TYPES = {".js": "text/javascript", ".css": "text/css"}
+
+
+class Tags(HTMLParser):
+    """Every <script src> and <link href> of a page, with its attributes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.references: list[dict[str, str | None]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = dict(attrs)
+        if (tag == "script" and "src" in attributes) or (tag == "link" and "href" in attributes):
+            self.references.append({"tag": tag, **attributes})
+
+
+def references(page: str) -> list[dict[str, str | None]]:
+    tags = Tags()
+    tags.feed(page)
+    return tags.references
+
+
+def url_of(reference: dict[str, str | None]) -> str:
+    url = reference["src"] if reference["tag"] == "script" else reference["href"]
+    assert url is not None
+    return url
+
+
+def require_assets() -> None:
+    """The files `make assets` installs: skipped where npm is absent (the Makefile then
+    warns and the app serves the CDN page), a failure anywhere else."""
+    if all((DEFAULT_DIRECTORY / file.local_path).is_file() for file in cdn_files(stock_page())):
+        return
+    if shutil.which("npm") is None:
+        pytest.skip("GraphiQL's assets are not installed and npm is absent: run `make assets`")
+    pytest.fail(f"GraphiQL's assets are missing from {DEFAULT_DIRECTORY}: run `make assets`")
+
+
+def stock_page() -> str:
+    return get_graphql_ide_html("graphiql")
+
+
+def ledger_view(client: TestClient) -> LedgerGraphQL:
+    (view,) = {
+        route.endpoint  # type: ignore[attr-defined]
+        for route in client.app.routes  # type: ignore[attr-defined]
+        if isinstance(getattr(route, "endpoint", None), LedgerGraphQL)
+    }
+    return view
+
+
+def sri(content: bytes) -> str:
+    return "sha384-" + base64.b64encode(hashlib.sha384(content).digest()).decode()
+
+
+def test_the_page_loads_only_the_apps_own_files(healthai_app: TestClient) -> None:
+    require_assets()
+    response = healthai_app.get("/graphql", headers=HTML)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    page = response.text
+    assert "unpkg" not in page
+    found = references(page)
+    # Strawberry's page: React, ReactDOM, js-cookie, GraphiQL, the explorer plugin (JS and CSS).
+    local = [reference for reference in found if not url_of(reference).startswith("data:")]
+    assert len(local) == len(cdn_files(stock_page())) > 0
+    for reference in found:
+        url = url_of(reference)
+        if url.startswith("data:"):  # the inline favicon
+            continue
+        parts = urlsplit(url)
+        assert not parts.scheme and not parts.netloc, url
+        assert url.startswith("/graphql/static/graphiql/"), url
+        served = healthai_app.get(url)
+        assert served.status_code == 200, url
+        expected = CONTENT_TYPES[Path(parts.path).suffix]
+        assert served.headers["content-type"].split(";")[0] == expected, url
+        # The stock page's hash, kept: the browser checks the file is the one it names.
+        assert reference["integrity"] == sri(served.content), url
+
+
+def test_the_page_is_public_and_the_files_need_no_token(healthai_app: TestClient) -> None:
+    require_assets()
+    healthai_app.headers.clear()
+    assert healthai_app.get("/graphql", headers=HTML).status_code == 200
+    assert healthai_app.get("/graphql/static/graphiql/nothing.js").status_code == 404
+    assert healthai_app.post("/graphql", json={"query": "{ __typename }"}).status_code == 401
+
+
+def test_without_assets_the_page_is_the_cdn_one_with_one_warning(
+    healthai_app: TestClient,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The app's own view, pointed at an empty directory.
+    monkeypatch.setattr(ledger_view(healthai_app), "graphiql", GraphiQLAssets(tmp_path))
+    with caplog.at_level(logging.WARNING, logger="graphql_ledger.graphiql"):
+        pages = [healthai_app.get("/graphql", headers=HTML) for _ in range(3)]
+    assert {page.status_code for page in pages} == {200}
+    assert {page.text for page in pages} == {stock_page()}
+    warnings = [r for r in caplog.records if r.name == "graphql_ledger.graphiql"]
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]
+    assert warnings[0].levelno == logging.WARNING
+    assert "make assets" in warnings[0].getMessage()
+    assert str(tmp_path) in warnings[0].getMessage()
+
+
+def test_a_file_that_differs_from_the_pages_hash_means_the_cdn_page(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    require_assets()
+    shutil.copytree(DEFAULT_DIRECTORY, tmp_path / "graphiql")
+    react = next(file for file in cdn_files(stock_page()) if file.package == "react")
+    with (tmp_path / "graphiql" / react.local_path).open("a") as script:
+        script.write("\n")  # a stale or half-copied file: the browser would refuse it
+    assets = GraphiQLAssets(tmp_path / "graphiql")
+    with caplog.at_level(logging.WARNING, logger="graphql_ledger.graphiql"):
+        assert assets.page() == stock_page()
+    assert react.local_path in caplog.text
+    assert "/prefix/graphql/static/graphiql/" in GraphiQLAssets(DEFAULT_DIRECTORY).page("/prefix")
+
+
+def test_install_copies_the_pages_files_from_node_modules(tmp_path: Path) -> None:
+    node_modules = ROOT / "assets" / "node_modules"
+    if not (node_modules / "graphiql").is_dir():
+        pytest.skip("assets/node_modules is not there: `make assets` installs it")
+    files = install(node_modules, tmp_path / "graphiql")
+    # assets/package.json pins exactly the packages and versions Strawberry's page loads.
+    pinned = json.loads((ROOT / "assets" / "package.json").read_text())["dependencies"]
+    assert {file.package: file.version for file in files} == pinned
+    assert "unpkg" not in GraphiQLAssets(tmp_path / "graphiql").page()
+
+
+def test_install_refuses_a_package_at_another_version(tmp_path: Path) -> None:
+    package = tmp_path / "node_modules" / "react"
+    package.mkdir(parents=True)
+    (package / "package.json").write_text(json.dumps({"name": "react", "version": "18.3.1"}))
+    with pytest.raises(RuntimeError, match=r"react@18\.2\.0.*react@18\.3\.1.*assets/package"):
+        install(tmp_path / "node_modules", tmp_path / "graphiql")
+    assert not (tmp_path / "graphiql").exists()
+
+
+def test_a_page_loading_from_another_host_is_served_as_it_is_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # What a Strawberry release moving its page to another CDN would look like.
+    page = '<script src="https://cdn.invalid/graphiql@9/graphiql.min.js"></script>'
+    with caplog.at_level(logging.WARNING, logger="graphql_ledger.graphiql"):
+        assert GraphiQLAssets(tmp_path, stock_page=page).page() == page
+    assert "https://cdn.invalid/graphiql@9/graphiql.min.js" in caplog.text
