@@ -37,6 +37,7 @@ from sqlalchemy.engine import make_url
 
 from graphql_ledger.auth import issue_token
 from graphql_ledger.storage import EmbeddedPostgres, create_engine, migrate
+from healthai.operations import HealthAIOperation
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -263,10 +264,10 @@ def sql(url: str, statement: str) -> list[tuple[object, ...]]:
 
 def prepare(url: str) -> None:
     """Migrates the database and gives every owner a balance, as a live ledger has."""
-    asyncio.run(migrate(url))
+    asyncio.run(migrate(url, HealthAIOperation))
     sql(
         url,
-        f"SELECT create_entry('owner-' || g, 'CREDIT_ADD', 10, 'seed') "
+        f"SELECT create_entry('owner-' || g, 'CREDIT_ADD', 'seed') "
         f"FROM generate_series(1, {OWNERS}) g",
     )
     sql(url, "VACUUM ANALYZE")
@@ -276,10 +277,10 @@ def bytes_per_entry(url: str) -> float:
     """On-disk bytes of `entries` (table and indexes) per entry, measured on 100,000
     entries shaped like production ones: 10,000 owners, UUID nonces."""
     sizing = url.replace("ledger_bench_", "ledger_size_")
-    asyncio.run(migrate(sizing))
+    asyncio.run(migrate(sizing, HealthAIOperation))
     sql(
         sizing,
-        "SELECT create_entry('user-' || (g % 10000), 'CREDIT_ADD', 10, "
+        "SELECT create_entry('user-' || (g % 10000), 'CREDIT_ADD', "
         "gen_random_uuid()::text) FROM generate_series(1, 100000) g",
     )
     sql(sizing, "VACUUM ANALYZE entries")
@@ -297,12 +298,12 @@ def bytes_per_entry(url: str) -> float:
 PGBENCH_SCRIPTS = {
     "create_random": (
         "\\set owner random(1, 10000)\n\\set n random(1, 2000000000)\n"
-        "SELECT * FROM create_entry('owner-' || :owner, 'CREDIT_ADD', 10, "
+        "SELECT * FROM create_entry('owner-' || :owner, 'CREDIT_ADD', "
         "'pgb-' || :client_id || '-' || :n);\n"
     ),
     "create_hot": (
         "\\set n random(1, 2000000000)\n"
-        "SELECT * FROM create_entry('owner-1', 'CREDIT_ADD', 10, "
+        "SELECT * FROM create_entry('owner-1', 'CREDIT_ADD', "
         "'pgb-' || :client_id || '-' || :n);\n"
     ),
     "balance": (

@@ -1,4 +1,5 @@
-"""The `graphql-ledger` command: `serve`, `migrate`, `export-schema` and `token`. Thin: it
+"""The `graphql-ledger` command: `serve`, `migrate`, `verify`, `export-schema` and `token`.
+Thin: it
 resolves each app's database (starting the embedded server when none is configured) and
 token key, and hands over to the app, auth, storage and schema modules."""
 
@@ -6,6 +7,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import signal
 import sys
@@ -17,6 +19,7 @@ from graphql_ledger.app import create_app
 from graphql_ledger.auth import authenticator_for, development_secret, issue_token, signing_secret
 from graphql_ledger.config import ConfigError, Settings
 from graphql_ledger.logs import configure_logging
+from graphql_ledger.operations import LedgerOperation
 from graphql_ledger.registry import UnknownApp, select_apps
 from graphql_ledger.schema import build_schema
 from graphql_ledger.storage import (
@@ -26,6 +29,7 @@ from graphql_ledger.storage import (
     head_revision,
     migrate,
 )
+from graphql_ledger.storage.audit import BrokenOwner, NotMigrated, audit
 
 __all__ = ["main"]
 
@@ -38,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         configure_logging(Settings.from_env().log_format)
         status: int = args.run(args)
-    except (ConfigError, DatabaseUnreachable, UnknownApp) as error:
+    except (ConfigError, DatabaseUnreachable, NotMigrated, UnknownApp) as error:
         print(f"graphql-ledger: {error}", file=sys.stderr)
         return 1
     return status
@@ -64,6 +68,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     migrate_.add_argument("apps", nargs="*", metavar="APP", help="apps to migrate (default: all)")
     migrate_.set_defaults(run=_migrate)
+
+    verify = commands.add_parser(
+        "verify",
+        help="check that the books balance (exit 2 listing each broken owner if not)",
+    )
+    verify.add_argument("apps", nargs="*", metavar="APP", help="apps to check (default: all)")
+    verify.set_defaults(run=_verify)
 
     export = commands.add_parser("export-schema", help="print an app's GraphQL schema (SDL)")
     export.add_argument("app", metavar="APP")
@@ -99,17 +110,43 @@ def _databases(settings: Settings, apps: Sequence[str]) -> Iterator[dict[str, st
         yield {app: url or embedded.url(app) for app, url in urls.items()}
 
 
-async def _migrate_all(urls: dict[str, str]) -> None:
+async def _migrate_all(urls: dict[str, str], apps: dict[str, type[LedgerOperation]]) -> None:
     for app, url in urls.items():
-        await migrate(url)
+        await migrate(url, apps[app])
         logger.info("%s: %s is at revision %s", app, display_url(url), head_revision())
 
 
 def _migrate(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
-    with _databases(settings, list(select_apps(args.apps))) as urls:
-        asyncio.run(_migrate_all(urls))
+    apps = select_apps(args.apps)
+    with _databases(settings, list(apps)) as urls:
+        asyncio.run(_migrate_all(urls, apps))
     return 0
+
+
+# `verify`'s exit status when some owner's books do not balance (1: it could not check).
+BOOKS_BROKEN = 2
+
+
+def _print_broken(app: str, owner: BrokenOwner) -> None:
+    print(f"{app}: {owner}", flush=True)
+
+
+async def _verify_all(urls: dict[str, str]) -> bool:
+    balanced = True
+    for app, url in urls.items():
+        summary = await audit(url, functools.partial(_print_broken, app))
+        print(f"{app}: {summary}", flush=True)
+        balanced = balanced and summary.balanced
+    return balanced
+
+
+def _verify(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    apps = select_apps(args.apps)
+    with _databases(settings, list(apps)) as urls:
+        balanced = asyncio.run(_verify_all(urls))
+    return 0 if balanced else BOOKS_BROKEN
 
 
 def _token(args: argparse.Namespace) -> int:
@@ -180,7 +217,7 @@ def _serve(args: argparse.Namespace) -> int:
         for name in apps:
             authenticator_for(settings, name)
     with _databases(settings, list(apps)) as urls:
-        asyncio.run(_migrate_all(urls))
+        asyncio.run(_migrate_all(urls, apps))
         serving = dataclasses.replace(settings, app_database_urls=urls)
         if development:
             _print_development_tokens(settings, list(apps))

@@ -34,6 +34,9 @@ class Settings:
             development token secret) when no database is configured.
         pool_size: `LEDGER_DB_POOL_SIZE`, connections each process keeps per app database.
         pool_timeout: `LEDGER_DB_POOL_TIMEOUT`, seconds a request waits for a connection.
+        db_timeout: `LEDGER_DB_TIMEOUT`, seconds one unit of work may take, from waiting
+            for a connection to the statement's answer, before the request fails with
+            SERVICE_UNAVAILABLE.
         statement_cache: `LEDGER_DB_STATEMENT_CACHE`, prepared statements kept per
             connection; 0 behind PgBouncer in transaction mode.
         log_format: `LEDGER_LOG_FORMAT`, `json` (one object per line) or `text`.
@@ -59,6 +62,7 @@ class Settings:
     data_dir: Path = Path(".ledger")
     pool_size: int = 10
     pool_timeout: float = 5.0
+    db_timeout: float = 5.0
     statement_cache: int = 100
     log_format: str = "json"
     auth: bool = True
@@ -109,6 +113,7 @@ class Settings:
             data_dir=Path(environ.get("LEDGER_DATA_DIR") or ".ledger"),
             pool_size=_positive(environ, "LEDGER_DB_POOL_SIZE", int, cls.pool_size),
             pool_timeout=_positive(environ, "LEDGER_DB_POOL_TIMEOUT", float, cls.pool_timeout),
+            db_timeout=_positive(environ, "LEDGER_DB_TIMEOUT", float, cls.db_timeout),
             auth=_switch(environ, "LEDGER_AUTH", cls.auth),
             jwt_secret=secret,
             jwt_public_key=Path(public_key) if public_key else None,

@@ -1,5 +1,6 @@
 """The operator's endpoints: `/healthz` (the process answers), `/readyz` (its database
-answers and is migrated to the revision this code expects; 503 otherwise) and `/metrics`.
+answers, is migrated to the revision this code expects, and has the app's operation rules;
+503 otherwise) and `/metrics`.
 They need no token and reveal no owner's data."""
 
 import logging
@@ -23,7 +24,7 @@ async def readyz(request: Request) -> Response:
     repository: LedgerRepository = request.app.state.repository
     expected: str | None = request.app.state.schema_revision
     try:
-        revision = await repository.schema_revision(timeout=request.app.state.ready_timeout)
+        revision = await repository.schema_revision()
     except Exception as error:  # whatever it is, not ready; the log says what
         logger.warning("not ready: the database does not answer (%r)", error)
         return JSONResponse(
@@ -31,6 +32,9 @@ async def readyz(request: Request) -> Response:
         )
     if revision != expected:
         reason = f"the database is at revision {revision}, this code needs {expected}"
+        return JSONResponse({"status": "unavailable", "reason": reason}, status_code=503)
+    if not request.app.state.rules_registered:
+        reason = "the operation rules are not registered yet"
         return JSONResponse({"status": "unavailable", "reason": reason}, status_code=503)
     return JSONResponse({"status": "ready", "revision": revision})
 

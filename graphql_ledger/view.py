@@ -211,7 +211,13 @@ class LedgerGraphQL(GraphQL[LedgerContext, None]):
         if result.errors:
             body["errors"] = [error.formatted for error in result.errors]
             codes = {(error.extensions or {}).get("code") for error in result.errors}
-            outcome = "unexpected" if "INTERNAL_SERVER_ERROR" in codes else "error"
+            outcome = (
+                "unexpected"
+                if "INTERNAL_SERVER_ERROR" in codes
+                else "unavailable"
+                if "SERVICE_UNAVAILABLE" in codes
+                else "error"
+            )
         schema = cast(LedgerSchema, self.schema)
         operation = schema.operation_name(query, requested) if query else None
         return _Answer(Response(orjson.dumps(body), media_type=_JSON), operation, outcome)

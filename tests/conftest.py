@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import event
 from starlette.testclient import TestClient
 
-from graphql_ledger import Settings, create_app
+from graphql_ledger import LedgerOperation, Settings, create_app
 from graphql_ledger.storage import EmbeddedPostgres, ensure_database, migrate
 from healthai.operations import HealthAIOperation
 from tests.support import TEST_SECRET, GraphQLClient, service_headers, sql, with_database
@@ -42,14 +42,20 @@ def postgres_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def new_database(postgres_url: str) -> Iterator[Callable[..., str]]:
-    """Makes a database of its own for a test: migrated, or just created."""
+    """Makes a database of its own for a test: migrated with an app's operation rules
+    (healthai's unless told), or just created."""
     created = []
 
-    def make(label: str, *, migrated: bool = True) -> str:
+    def make(
+        label: str,
+        *,
+        migrated: bool = True,
+        operations: type[LedgerOperation] = HealthAIOperation,
+    ) -> str:
         name = f"test_{label}_{uuid.uuid4().hex[:10]}"
         created.append(name)
         url = with_database(postgres_url, name)
-        asyncio.run(migrate(url) if migrated else ensure_database(url))
+        asyncio.run(migrate(url, operations) if migrated else ensure_database(url))
         return url
 
     yield make
@@ -60,7 +66,10 @@ def new_database(postgres_url: str) -> Iterator[Callable[..., str]]:
 @pytest.fixture(scope="session")
 def app_urls(new_database: Callable[..., str]) -> dict[str, str]:
     """The session's database of each app."""
-    return {"healthai": new_database("healthai"), "travelai": new_database("travelai")}
+    return {
+        "healthai": new_database("healthai"),
+        "travelai": new_database("travelai", operations=TravelAIOperation),
+    }
 
 
 @pytest.fixture(scope="session")

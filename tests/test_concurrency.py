@@ -43,6 +43,7 @@ def cluster(new_database: Callable[..., str]) -> Iterator[Cluster]:
         HEALTHAI_DATABASE_URL=url,
         LEDGER_DB_POOL_SIZE=str(POOL_SIZE),
         LEDGER_DB_POOL_TIMEOUT="60",
+        LEDGER_DB_TIMEOUT="60",
     )
     with ExitStack() as stack:
         first = stack.enter_context(ServerProcess.uvicorn("healthai", env))

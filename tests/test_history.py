@@ -32,10 +32,7 @@ def fill(url: str, owner_id: str, operations: list[str]) -> None:
     sql(
         url,
         """
-        SELECT create_entry(:owner, op.name,
-                            CASE op.name WHEN 'CREDIT_ADD' THEN 10 WHEN 'DAILY_REWARD' THEN 1
-                                         WHEN 'CREDIT_SPEND' THEN -1 ELSE 0 END,
-                            'n' || op.n)
+        SELECT create_entry(:owner, op.name, 'n' || op.n)
           FROM unnest(CAST(:operations AS text[])) WITH ORDINALITY AS op(name, n)
          ORDER BY op.n
         """,
@@ -144,7 +141,7 @@ def test_a_writer_appending_concurrently_never_disturbs_a_client_paging(
             batch += 1
             sql(
                 url,
-                "SELECT create_entry(:o, 'DAILY_REWARD', 1, concat('w', CAST(:b AS text), '-', g))"
+                "SELECT create_entry(:o, 'CONTENT_ACCESS', concat('w', CAST(:b AS text), '-', g))"
                 " FROM generate_series(1, 5) g",
                 o=owner,
                 b=str(batch),
@@ -171,7 +168,7 @@ def test_filters_combine_with_paging(
     healthai: GraphQLClient, owner: str, app_urls: dict[str, str]
 ) -> None:
     url = app_urls["healthai"]
-    fill(url, owner, ["CREDIT_ADD", "CREDIT_SPEND", "DAILY_REWARD"] * 20)
+    fill(url, owner, ["CREDIT_ADD", "CREDIT_SPEND", "CONTENT_ACCESS"] * 20)
     everything = stored(url, owner)
     since = everything[45]["createdOn"]  # the 15th-oldest entry onwards...
     until = everything[10]["createdOn"]  # ...up to the 11th-newest, both inclusive
@@ -326,7 +323,7 @@ def test_first_outside_1_to_100_is_bad_user_input(
 def test_first_of_100_and_the_default_of_20_are_accepted(
     healthai: GraphQLClient, owner: str, app_urls: dict[str, str]
 ) -> None:
-    fill(app_urls["healthai"], owner, ["DAILY_REWARD"] * 120)
+    fill(app_urls["healthai"], owner, ["CONTENT_ACCESS"] * 120)
     assert len(page(healthai, owner, first=100)["edges"]) == 100
     assert (
         len(

@@ -152,11 +152,9 @@ def test_the_database_refuses_a_second_limited_entry_to_a_writer_that_bypasses_t
 
     [(outcome, entry_id, retry_after)] = sql(
         url,
-        "SELECT outcome, entry_id, retry_after FROM create_entry(:o, :op, :amount, 'n2', :limit)",
+        "SELECT outcome, entry_id, retry_after FROM create_entry(:o, :op, 'n2')",
         o=owner,
         op=operation,
-        amount=amount,
-        limit=limit,
     )
     with pytest.raises(IntegrityError) as refused:
         sql(
@@ -239,6 +237,7 @@ def cluster(new_database: Callable[..., str]) -> Iterator[Cluster]:
         HEALTHAI_DATABASE_URL=url,
         LEDGER_DB_POOL_SIZE=str(POOL_SIZE),
         LEDGER_DB_POOL_TIMEOUT="60",
+        LEDGER_DB_TIMEOUT="60",
     )
     with ExitStack() as stack:
         first = stack.enter_context(ServerProcess.uvicorn("healthai", env))

@@ -18,6 +18,7 @@ from graphql_ledger.storage import (
     migrate,
 )
 from graphql_ledger.storage.migrations import _MIGRATION_LOCK
+from healthai.operations import HealthAIOperation
 from tests.support import sql, with_database
 
 UNREACHABLE_URL = "postgresql://u:secret@127.0.0.1:1/x"
@@ -39,13 +40,13 @@ def missing_database(postgres_url: str) -> Iterator[str]:
         sql(postgres_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def add_entries(url: str, owner_id: str, *amounts: int) -> None:
-    for number, amount in enumerate(amounts):
+def add_entries(url: str, owner_id: str, count: int) -> None:
+    """`count` CREDIT_ADD entries of 10 credits, through the database's create_entry()."""
+    for number in range(count):
         sql(
             url,
-            "SELECT outcome FROM create_entry(:owner, 'CREDIT_ADD', :amount, :nonce)",
+            "SELECT outcome FROM create_entry(:owner, 'CREDIT_ADD', :nonce)",
             owner=owner_id,
-            amount=amount,
             nonce=f"n{number}",
         )
 
@@ -80,7 +81,7 @@ def database_exists(postgres_url: str, url: str) -> bool:
 def test_entries_refuse_update_delete_and_truncate_and_stay_unchanged(
     ledger_url: str, owner: str, operation: str, statement: str
 ) -> None:
-    add_entries(ledger_url, owner, 10, 5)
+    add_entries(ledger_url, owner, 2)
     before = entry_rows(ledger_url)
 
     with pytest.raises(DBAPIError, match=f"append-only: {operation} is refused"):
@@ -93,7 +94,7 @@ def test_entries_refuse_update_delete_and_truncate_and_stay_unchanged(
 def test_a_direct_update_to_a_negative_balance_is_refused_by_a_check_constraint(
     ledger_url: str, owner: str
 ) -> None:
-    add_entries(ledger_url, owner, 10)
+    add_entries(ledger_url, owner, 1)
 
     with pytest.raises(IntegrityError, match='check constraint "balances_balance_check"'):
         sql(ledger_url, "UPDATE balances SET balance = balance - 11 WHERE owner_id = :o", o=owner)
@@ -140,15 +141,18 @@ def test_migrate_twice_keeps_the_data_and_stays_at_the_head_revision(
     new_database: Callable[..., str], owner: str
 ) -> None:
     url = new_database("remigrate", migrated=False)
-    asyncio.run(migrate(url))
-    add_entries(url, owner, 10)
+    asyncio.run(migrate(url, HealthAIOperation))
+    add_entries(url, owner, 1)
     before = entry_rows(url)
+    rules = sql(url, "SELECT * FROM operation_rules ORDER BY operation")
 
-    asyncio.run(migrate(url))
+    asyncio.run(migrate(url, HealthAIOperation))
 
     assert head_revision() is not None
     assert stored_revision(url) == [head_revision()]
     assert entry_rows(url) == before and len(before) == 1
+    assert sql(url, "SELECT * FROM operation_rules ORDER BY operation") == rules
+    assert len(rules) == len(HealthAIOperation)  # unchanged rules are not recorded again
 
 
 def test_migrate_creates_a_database_that_does_not_exist_yet(

@@ -183,7 +183,7 @@ def server_with(cluster: Cluster, **settings: str) -> ServerProcess:
     return ServerProcess.uvicorn("healthai", env)
 
 
-CREATE_ENTRY = text("SELECT * FROM create_entry(:o, 'CREDIT_ADD', 10, :nonce)")
+CREATE_ENTRY = text("SELECT * FROM create_entry(:o, 'CREDIT_ADD', :nonce)")
 
 
 def test_the_first_message_is_the_current_balance(cluster: Cluster, owner: str) -> None:

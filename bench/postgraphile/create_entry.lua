@@ -1,8 +1,8 @@
 -- createEntry against PostGraphile, the same load as bench/create_entry.lua: POST /graphql,
 -- a JSON body with variables, CREDIT_ADD of 10 credits, a unique nonce per request,
 -- BENCH_OWNERS owners chosen at random (1 = one hot owner). The mutation is PostGraphile's
--- for the ledger's create_entry() function; the client passes the amount because
--- PostGraphile knows no operation catalogue. `outcome` plays the part of the ledger's
+-- for the ledger's create_entry() function, which takes the amount from operation_rules.
+-- `outcome` plays the part of the ledger's
 -- __typename/code ('created', 'replayed', ...).
 -- Environment: BENCH_OWNERS (default 10000), BENCH_PATH (default /graphql).
 local owners = tonumber(os.getenv("BENCH_OWNERS") or "10000")
@@ -30,7 +30,7 @@ end
 function request()
   counter = counter + 1
   local input = string.format(
-    '{"pOwnerId":"owner-%d","pOperation":"CREDIT_ADD","pAmount":10,"pNonce":"%s%d"}',
+    '{"pOwnerId":"owner-%d","pOperation":"CREDIT_ADD","pNonce":"%s%d"}',
     math.random(1, owners), prefix, counter)
   return wrk.format(nil, nil, nil,
     '{"query":"' .. query .. '","variables":{"input":' .. input .. '}}')

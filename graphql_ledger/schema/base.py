@@ -24,7 +24,7 @@ from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 from strawberry.utils.operation import get_operation_type
 
-from graphql_ledger.schema.errors import is_unexpected, logger, reported
+from graphql_ledger.schema.errors import is_unavailable, is_unexpected, logger, reported
 from graphql_ledger.schema.limits import CACHED_DOCUMENTS, QueryLimits
 
 __all__ = ["LedgerSchema"]
@@ -108,10 +108,17 @@ class LedgerSchema(strawberry.Schema):
         )
 
     def _log_unexpected(self, errors: list[GraphQLError], operation_name: str | None) -> None:
-        """Unexpected errors go to the log with their cause; expected ones are the
-        client's business and stay out of it."""
+        """Unexpected errors go to the log with their cause, an unavailable database as a
+        warning; expected ones are the client's business and stay out of it."""
         for error in errors:
-            if is_unexpected(error):
+            if is_unavailable(error):
+                logger.warning(
+                    "operation %s at %s: %s",
+                    operation_name,
+                    ".".join(str(key) for key in error.path or ()),
+                    error.original_error,
+                )
+            elif is_unexpected(error):
                 logger.error(
                     "unexpected error in operation %s at %s: %s",
                     operation_name,

@@ -1,6 +1,7 @@
 """How the GraphQL layer reports errors: BAD_USER_INPUT for arguments that break the rules,
-a code on every error a client may branch on, and unexpected errors logged with their
-cause but masked for the client. Business refusals are not errors: they are data."""
+a code on every error a client may branch on, SERVICE_UNAVAILABLE when the database cannot
+serve, and unexpected errors logged with their cause but masked for the client. Business
+refusals are not errors: they are data."""
 
 import logging
 from collections.abc import Iterator
@@ -8,11 +9,14 @@ from collections.abc import Iterator
 from graphql import GraphQLError
 from strawberry.extensions import MaskErrors, SchemaExtension
 
+from graphql_ledger.storage import StorageUnavailable
+
 __all__ = [
     "BadUserInput",
     "ErrorCodes",
     "Forbidden",
     "MaskUnexpectedErrors",
+    "is_unavailable",
     "is_unexpected",
     "masked",
     "reported",
@@ -38,22 +42,56 @@ class Forbidden(GraphQLError):
         super().__init__(message, extensions={"code": "FORBIDDEN"})
 
 
+def is_unavailable(error: GraphQLError) -> bool:
+    """True when the database could not serve the field (StorageUnavailable)."""
+    return isinstance(error.original_error, StorageUnavailable)
+
+
 def is_unexpected(error: GraphQLError) -> bool:
-    """True for errors raised by a bug or an outage rather than by the request itself;
-    these are logged and masked. Syntax, validation and our own GraphQLErrors are not."""
-    return error.original_error is not None and not isinstance(error.original_error, GraphQLError)
+    """True for errors raised by a bug rather than by the request or an outage; these are
+    logged and masked. Syntax, validation, our own GraphQLErrors and an unavailable
+    database are not."""
+    return (
+        error.original_error is not None
+        and not isinstance(error.original_error, GraphQLError)
+        and not is_unavailable(error)
+    )
 
 
 def masked(error: GraphQLError) -> GraphQLError:
     """An unexpected error as the client sees it: no detail, a code to branch on."""
+    return _restated(error, "Unexpected error.", "INTERNAL_SERVER_ERROR")
+
+
+def unavailable(error: GraphQLError) -> GraphQLError:
+    """A field the database could not serve, as the client sees it: worth retrying (a
+    write with the same nonce), and without the database's own words."""
+    return _restated(
+        error,
+        "The ledger's database is unavailable; retry shortly (a createEntry with the same"
+        " nonce: it is applied at most once).",
+        "SERVICE_UNAVAILABLE",
+    )
+
+
+def _restated(error: GraphQLError, message: str, code: str) -> GraphQLError:
     return GraphQLError(
-        "Unexpected error.",
+        message,
         nodes=error.nodes,
         source=error.source,
         positions=error.positions,
         path=error.path,
-        extensions={"code": "INTERNAL_SERVER_ERROR"},
+        extensions={"code": code},
     )
+
+
+def for_client(error: GraphQLError, *, parsed: bool) -> GraphQLError:
+    """`error` as the client receives it: masked if unexpected, and with a code."""
+    if is_unavailable(error):
+        return unavailable(error)
+    if is_unexpected(error):
+        return masked(error)
+    return with_code(error, parsed=parsed)
 
 
 def with_code(error: GraphQLError, *, parsed: bool) -> GraphQLError:
@@ -73,17 +111,18 @@ def with_code(error: GraphQLError, *, parsed: bool) -> GraphQLError:
 
 def reported(errors: list[GraphQLError], *, parsed: bool) -> list[GraphQLError]:
     """The errors as a client receives them: unexpected ones masked, all with a code."""
-    return [masked(e) if is_unexpected(e) else with_code(e, parsed=parsed) for e in errors]
+    return [for_client(e, parsed=parsed) for e in errors]
 
 
 class MaskUnexpectedErrors(MaskErrors):
-    """Masks unexpected errors on the WebSocket path (HTTP uses `reported`)."""
+    """Masks unexpected errors, and restates an unavailable database's, on the WebSocket
+    path (HTTP uses `reported`)."""
 
     def __init__(self) -> None:
-        super().__init__(should_mask_error=is_unexpected)
+        super().__init__(should_mask_error=lambda e: is_unexpected(e) or is_unavailable(e))
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
-        return masked(error)
+        return unavailable(error) if is_unavailable(error) else masked(error)
 
 
 class ErrorCodes(SchemaExtension):

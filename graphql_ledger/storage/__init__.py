@@ -3,6 +3,7 @@ server, the repository, and the live balance feed). Nothing here knows GraphQL."
 
 from graphql_ledger.storage.database import (
     DatabaseUnreachable,
+    StorageUnavailable,
     create_engine,
     display_url,
     ensure_database,
@@ -19,6 +20,7 @@ __all__ = [
     "DatabaseUnreachable",
     "EmbeddedPostgres",
     "LedgerRepository",
+    "StorageUnavailable",
     "create_engine",
     "current_revision",
     "display_url",

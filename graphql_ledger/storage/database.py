@@ -14,6 +14,7 @@ from sqlalchemy.pool import NullPool, Pool
 
 __all__ = [
     "DatabaseUnreachable",
+    "StorageUnavailable",
     "asyncpg_url",
     "create_engine",
     "display_url",
@@ -23,8 +24,9 @@ __all__ = [
 ]
 
 # SQLSTATE classes that mean "this server or database cannot be used right now": connection
-# exceptions, bad credentials, an unknown database, a server shutting down or starting up.
-_UNREACHABLE_SQLSTATES = ("08", "28", "3D", "57P")
+# exceptions, bad credentials, an unknown database, a server shutting down or starting up,
+# too many connections.
+_UNREACHABLE_SQLSTATES = ("08", "28", "3D", "57P", "53300")
 
 
 class DatabaseUnreachable(Exception):
@@ -47,19 +49,44 @@ def reporting_unreachable(url: str | URL) -> Iterator[None]:
         raise problem from error
 
 
+class StorageUnavailable(Exception):
+    """The database cannot serve the request now: it is down or unreachable, restarting,
+    out of connections, slower than the configured timeout, or the connection broke in
+    the middle. A write that ends so may or may not have been applied; repeating it with
+    the same nonce is safe. `timed_out` tells a timeout from a refused or lost
+    connection."""
+
+    def __init__(self, reason: str, *, timed_out: bool = False) -> None:
+        super().__init__(reason)
+        self.timed_out = timed_out
+
+
 def unreachable(url: str | URL, error: BaseException) -> DatabaseUnreachable | None:
     """`error` restated as DatabaseUnreachable when it says the database cannot be reached
     (refused, timed out, unknown host or database, bad credentials); None otherwise."""
-    cause: BaseException = error
-    if isinstance(error, DBAPIError) and error.orig is not None:
-        cause = error.orig.__cause__ or error.orig
-    if isinstance(cause, (OSError, TimeoutError)):
-        return DatabaseUnreachable(url, str(cause) or type(cause).__name__)
-    if isinstance(cause, asyncpg.PostgresError) and cause.sqlstate.startswith(
+    cause = _cause(error)
+    if not cannot_serve(cause):
+        return None
+    return DatabaseUnreachable(url, str(cause) or type(cause).__name__)
+
+
+def cannot_serve(error: BaseException) -> bool:
+    """Whether `error` says the database or the connection failed, rather than the
+    statement: refused, timed out, broken, or a server that is shutting down, starting
+    up, out of connections, or does not know the database or the credentials."""
+    cause = _cause(error)
+    if isinstance(cause, OSError):  # refused, reset, unreachable; TimeoutError is one too
+        return True
+    return isinstance(cause, asyncpg.PostgresError) and cause.sqlstate.startswith(
         _UNREACHABLE_SQLSTATES
-    ):
-        return DatabaseUnreachable(url, str(cause))
-    return None
+    )
+
+
+def _cause(error: BaseException) -> BaseException:
+    """The driver's own error under SQLAlchemy's wrapping, if any."""
+    if isinstance(error, DBAPIError) and error.orig is not None:
+        return error.orig.__cause__ or error.orig
+    return error
 
 
 def asyncpg_url(url: str | URL) -> URL:

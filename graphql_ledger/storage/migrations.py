@@ -11,7 +11,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.pool import NullPool
 
+from graphql_ledger.operations import LedgerOperation
 from graphql_ledger.storage.database import create_engine, ensure_database, reporting_unreachable
+from graphql_ledger.storage.repository import LedgerRepository
 
 __all__ = ["MIGRATIONS_DIR", "current_revision", "head_revision", "migrate"]
 
@@ -44,8 +46,9 @@ def current_revision(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
 
-async def migrate(url: str | URL) -> None:
-    """Creates the database if missing and upgrades it to head. Idempotent."""
+async def migrate(url: str | URL, operations: type[LedgerOperation] | None = None) -> None:
+    """Creates the database if missing, upgrades it to head, and records `operations`'
+    rules when given. Idempotent."""
     await ensure_database(url)
     engine = create_engine(url, autocommit=False, poolclass=NullPool)
     try:
@@ -54,3 +57,11 @@ async def migrate(url: str | URL) -> None:
                 await connection.run_sync(_upgrade)
     finally:
         await engine.dispose()
+    if operations is not None:
+        # The repository hands pooled connections back to a pool, which NullPool is not.
+        rules_engine = create_engine(url, pool_size=1)
+        try:
+            with reporting_unreachable(url):
+                await LedgerRepository(rules_engine, operations).register_rules()
+        finally:
+            await rules_engine.dispose()

@@ -1,21 +1,32 @@
 """The only door to an app's ledger tables: one statement per unit of work, each on a
 pooled connection of its own, so concurrent resolvers of one request never share one. The
-rules themselves (locking, no overdraft, idempotency, limits) live in the database's
-create_entry().
+rules themselves (locking, no overdraft, idempotency, amounts, limits) live in the
+database: create_entry() and the operation_rules the app registers.
 
 Connections come from the SQLAlchemy engine's pool; the statements run on the asyncpg
 connection underneath, prepared once per connection. Every unit of work is a single
 statement in autocommit mode, so SQLAlchemy's statement layer would add nothing but
 cost: measured, it was 40% of the CPU a balance read takes (see bench/README.md).
+
+When the database cannot serve (down, restarting, unreachable, a connection broken or a
+unit of work slower than `timeout`), the unit of work fails with StorageUnavailable within
+`timeout` seconds. A connection that failed as a connection leaves the pool, and so does
+one the server closed while it sat idle. A read that lost its connection is repeated once
+on another; a write never is, since nobody can tell whether it was applied: the caller
+repeats it with the same nonce, which the ledger makes safe.
 """
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
 import asyncpg
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import PoolProxiedConnection
 
 from graphql_ledger.history import HistoryPage, HistoryQuery
 from graphql_ledger.ledger import (
@@ -26,16 +37,37 @@ from graphql_ledger.ledger import (
     NonceConflict,
 )
 from graphql_ledger.operations import LedgerOperation
+from graphql_ledger.storage.database import StorageUnavailable, cannot_serve
 from graphql_ledger.storage.feed import BalanceUpdate
 
 __all__ = ["LedgerRepository"]
 
+logger = logging.getLogger(__name__)
+
 CREATE_ENTRY = """
     SELECT outcome, entry_id AS id, entry_operation AS operation, entry_amount AS amount,
            entry_balance_after AS balance_after, entry_created_on AS created_on,
-           current_balance, retry_after
-      FROM create_entry($1, $2, $3, $4, $5)
+           current_balance, retry_after, required
+      FROM create_entry($1, $2, $3)
 """
+
+# An operation's rules as the app declares them, recorded when they differ from those in
+# force (a first rule applies from '-infinity', to the history written before).
+REGISTER_RULES = """
+    INSERT INTO operation_rules (operation, amount, limit_kind, valid_from)
+    SELECT t.operation, t.amount, t.limit_kind,
+           CASE WHEN r.operation IS NULL THEN '-infinity'::timestamptz
+                ELSE clock_timestamp() END
+      FROM unnest($1::text[], $2::integer[], $3::text[]) AS t(operation, amount, limit_kind)
+      LEFT JOIN LATERAL (
+           SELECT r.operation, r.amount, r.limit_kind FROM operation_rules r
+            WHERE r.operation = t.operation
+            ORDER BY r.valid_from DESC
+            LIMIT 1) r ON true
+     WHERE r.operation IS NULL OR r.amount <> t.amount
+        OR r.limit_kind IS DISTINCT FROM t.limit_kind
+"""
+_RULES_LOCK = 0x72756C6573  # "rules": registrations of several processes take turns
 
 BALANCES = """
     SELECT owner_id, balance, last_updated FROM balances WHERE owner_id = ANY($1::text[])
@@ -96,24 +128,75 @@ _RACE_KEYS = frozenset({"entries_owner_nonce_key", "entries_owner_limit_key"})
 
 
 class LedgerRepository:
-    """Reads and writes one app's ledger."""
+    """Reads and writes one app's ledger; each unit of work takes at most `timeout` seconds,
+    from waiting for a connection to the statement's answer."""
 
-    def __init__(self, engine: AsyncEngine, operations: type[LedgerOperation]) -> None:
+    def __init__(
+        self, engine: AsyncEngine, operations: type[LedgerOperation], *, timeout: float = 5.0
+    ) -> None:
         self.engine = engine
         self.operations = operations
+        self.timeout = timeout
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
-        """A pooled asyncpg connection. One that failed as a connection (the server went
-        away, the socket broke) is dropped from the pool, not handed out again."""
-        pooled = await self.engine.raw_connection()
+        """A pooled asyncpg connection for one unit of work, which must end within
+        `timeout` seconds. Failures of the database or of the connection (refused, lost,
+        timed out) become StorageUnavailable, and the connection leaves the pool; errors of
+        the statement itself pass unchanged."""
         try:
-            yield pooled.driver_connection
-        except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError):
+            async with asyncio.timeout(self.timeout):
+                pooled = await self._checkout()
+                driver: asyncpg.Connection = pooled.driver_connection
+                try:
+                    yield driver
+                except BaseException as error:
+                    if _failed_the_connection(error, driver):
+                        pooled.invalidate()
+                        if isinstance(error, Exception):
+                            raise StorageUnavailable(
+                                f"the connection to the database failed: {error!r}"
+                            ) from error
+                    raise
+                finally:
+                    pooled.close()
+        except TimeoutError as error:
+            raise StorageUnavailable(
+                f"the database did not answer within {self.timeout:g} s", timed_out=True
+            ) from error
+        except PoolTimeout as error:
+            raise StorageUnavailable("no free database connection", timed_out=True) from error
+        except Exception as error:
+            if not cannot_serve(error):
+                raise
+            raise StorageUnavailable(f"cannot connect to the database: {error!r}") from error
+
+    async def _checkout(self) -> PoolProxiedConnection:
+        """A pooled connection the server has not closed: one that the server closed while
+        idle (a restart, pg_terminate_backend, an idle timeout) is known closed without a
+        round trip, and is dropped for the next."""
+        while True:
+            pooled = await self.engine.raw_connection()
+            driver = pooled.driver_connection
+            if driver is not None and not driver.is_closed():
+                return pooled
             pooled.invalidate()
-            raise
-        finally:
             pooled.close()
+
+    async def _read(self, query: str, *arguments: Any) -> list[asyncpg.Record]:
+        """The rows of a read, repeated once on another connection when its connection was
+        lost (reading twice changes nothing); a timeout is not repeated."""
+        try:
+            async with self.connection() as connection:
+                rows: list[asyncpg.Record] = await connection.fetch(query, *arguments)
+                return rows
+        except StorageUnavailable as error:
+            if error.timed_out:
+                raise
+            logger.warning("a read lost its connection (%s); repeating it once", error)
+        async with self.connection() as connection:
+            rows = await connection.fetch(query, *arguments)
+            return rows
 
     async def create_entry(
         self, owner_id: str, operation: LedgerOperation, nonce: str
@@ -122,13 +205,7 @@ class LedgerRepository:
         (replay: the original entry; another operation: NonceConflict), the operation's
         limit is reached (LimitReached), or the balance would go negative
         (InsufficientCredits); a refusal writes nothing."""
-        arguments = (
-            owner_id,
-            operation.name,
-            operation.amount,
-            nonce,
-            operation.limit.value if operation.limit else None,
-        )
+        arguments = (owner_id, operation.name, nonce)
         try:
             row = await self._create_entry(arguments)
         except asyncpg.UniqueViolationError as error:
@@ -138,7 +215,7 @@ class LedgerRepository:
             row = await self._create_entry(arguments)
         outcome = row["outcome"]
         if outcome == "insufficient_credits":
-            return InsufficientCredits(balance=row["current_balance"], required=-operation.amount)
+            return InsufficientCredits(balance=row["current_balance"], required=row["required"])
         if outcome == "limit_reached":
             return LimitReached(operation=operation, retry_after=row["retry_after"])
         entry = self._entry(row, owner_id, nonce, replayed=outcome != "created")
@@ -165,8 +242,7 @@ class LedgerRepository:
 
     async def balances_of(self, owner_ids: Sequence[str]) -> list[Balance]:
         """Balances of `owner_ids`, in the same order, in one query."""
-        async with self.connection() as connection:
-            rows = await connection.fetch(BALANCES, list(set(owner_ids)))
+        rows = await self._read(BALANCES, list(set(owner_ids)))
         found = {row["owner_id"]: row for row in rows}
         return [
             Balance(owner_id, found[owner_id]["balance"], found[owner_id]["last_updated"])
@@ -178,16 +254,15 @@ class LedgerRepository:
     async def entry_pages(self, queries: Sequence[HistoryQuery]) -> list[HistoryPage]:
         """A page of history for each query, in the same order, in one statement."""
         bounds = [q.upper_bound() for q in queries]
-        async with self.connection() as connection:
-            rows = await connection.fetch(
-                ENTRY_PAGES,
-                [q.owner_id for q in queries],
-                [q.first + 1 for q in queries],  # one more tells if a next page exists
-                [b.created_on if b else None for b in bounds],
-                [b.id if b else None for b in bounds],
-                [q.operation.name if q.operation else None for q in queries],
-                [q.since for q in queries],
-            )
+        rows = await self._read(
+            ENTRY_PAGES,
+            [q.owner_id for q in queries],
+            [q.first + 1 for q in queries],  # one more tells if a next page exists
+            [b.created_on if b else None for b in bounds],
+            [b.id if b else None for b in bounds],
+            [q.operation.name if q.operation else None for q in queries],
+            [q.since for q in queries],
+        )
         found: list[list[Entry]] = [[] for _ in queries]
         for row in rows:
             query = queries[row["n"] - 1]
@@ -200,10 +275,9 @@ class LedgerRepository:
     async def balances_at(self, requests: Sequence[tuple[str, datetime]]) -> list[Balance]:
         """Each owner's balance right after its newest entry created at or before the
         instant (0 and no last_updated before its first entry), in one statement."""
-        async with self.connection() as connection:
-            rows = await connection.fetch(
-                BALANCES_AT, [owner_id for owner_id, _ in requests], [at for _, at in requests]
-            )
+        rows = await self._read(
+            BALANCES_AT, [owner_id for owner_id, _ in requests], [at for _, at in requests]
+        )
         return [
             Balance(owner_id, row["balance_after"] or 0, row["created_on"])
             for (owner_id, _), row in zip(requests, rows, strict=True)
@@ -211,8 +285,7 @@ class LedgerRepository:
 
     async def newest_balances(self, owner_ids: Sequence[str]) -> list[BalanceUpdate]:
         """Each owner's current balance and the entry that made it, in one statement."""
-        async with self.connection() as connection:
-            rows = await connection.fetch(NEWEST_BALANCES, list(owner_ids))
+        rows = await self._read(NEWEST_BALANCES, list(owner_ids))
         return [
             BalanceUpdate(
                 Balance(owner_id, row["balance"] or 0, row["last_updated"]), row["entry_id"]
@@ -220,14 +293,38 @@ class LedgerRepository:
             for owner_id, row in zip(owner_ids, rows, strict=True)
         ]
 
-    async def schema_revision(self, timeout: float) -> str | None:
+    async def register_rules(self) -> int:
+        """Records this app's operation rules (amounts and limits) where they differ from
+        those in force, which create_entry() applies from then on. Returns how many
+        operations changed."""
+        operations = list(self.operations)
+        async with self.connection() as connection, connection.transaction():
+            await connection.execute("SELECT pg_advisory_xact_lock($1)", _RULES_LOCK)
+            status = await connection.execute(
+                REGISTER_RULES,
+                [op.name for op in operations],
+                [op.amount for op in operations],
+                [op.limit.value if op.limit else None for op in operations],
+            )
+        return int(status.split()[-1])
+
+    async def schema_revision(self) -> str | None:
         """The migration revision the database is at; None before the first migration.
-        Raises when the database cannot answer within `timeout` seconds."""
+        Raises StorageUnavailable when the database cannot answer."""
         async with self.connection() as connection:
             try:
                 revision: str | None = await connection.fetchval(
-                    "SELECT version_num FROM alembic_version", timeout=timeout
+                    "SELECT version_num FROM alembic_version"
                 )
             except asyncpg.UndefinedTableError:
                 return None
             return revision
+
+
+def _failed_the_connection(error: BaseException, connection: asyncpg.Connection) -> bool:
+    """Whether the connection is no longer fit for the pool after `error`: it broke, or a
+    statement was abandoned half way (timed out or cancelled), leaving it in an unknown
+    state."""
+    return (
+        connection.is_closed() or isinstance(error, asyncio.CancelledError) or cannot_serve(error)
+    )

@@ -1,0 +1,381 @@
+"""A model-based test of createEntry: Hypothesis draws random sequences of writes (every
+healthai operation, several owners, fresh and reused nonces, service and end-user tokens,
+bad identifiers) and sends each through the real API on a fresh PostgreSQL database. A
+plain Python model of the ledger predicts every answer (the entry and its balanceAfter, the
+original entry of a replay, InsufficientCredits, NonceConflict, LimitReached,
+OperationNotAllowed, InvalidInput), and after every step the balances read through the API
+and the rows stored in the database must be exactly the model's."""
+
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, ClassVar
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.configuration import set_hypothesis_home_dir
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
+from starlette.testclient import TestClient
+
+from graphql_ledger import Limit, Settings, create_app
+from healthai.operations import HealthAIOperation
+from tests.support import ENTRY_FIELDS, ROOT, TEST_SECRET, service_headers, sql, user_headers
+
+# Hypothesis keeps its caches (the unicode tables behind st.characters) out of the tree.
+set_hypothesis_home_dir(ROOT / ".cache" / "hypothesis")
+
+SETTINGS = settings(
+    max_examples=30,
+    stateful_step_count=25,
+    deadline=None,
+    database=None,  # nothing to replay between runs: every run explores afresh
+    suppress_health_check=[HealthCheck.too_slow],
+)
+
+CREATE_ENTRY = f"""
+mutation CreateEntry($input: CreateEntryInput!) {{
+  createEntry(input: $input) {{
+    __typename
+    ... on LedgerEntry {{ {ENTRY_FIELDS} }}
+    ... on LedgerError {{ code message }}
+    ... on InsufficientCredits {{ balance required }}
+    ... on NonceConflict {{ existing {{ {ENTRY_FIELDS} }} }}
+    ... on InvalidInput {{ field }}
+    ... on LimitReached {{ retryAfter }}
+  }}
+}}
+"""
+
+BALANCES = "query($ids: [ID!]!) { balances(ownerIds: $ids) { ownerId balance lastUpdated } }"
+
+STORED = """
+SELECT o.owner_id, b.balance, e.id, e.nonce, e.operation, e.amount, e.balance_after,
+       (SELECT count(*) FROM entries)
+  FROM unnest(CAST(:owners AS text[])) AS o(owner_id)
+  LEFT JOIN balances b ON b.owner_id = o.owner_id
+  LEFT JOIN entries e ON e.owner_id = o.owner_id
+ ORDER BY e.id
+"""
+
+OPERATIONS = list(HealthAIOperation)
+
+# Identifiers the ledger accepts: anything but control, format and surrogate characters,
+# so also 4-byte characters, combining marks and unassigned code points.
+VALID_CHARACTERS = st.characters(exclude_categories=("Cc", "Cf", "Cs"))
+VALID_TEXT = st.text(VALID_CHARACTERS, min_size=1, max_size=12)
+
+# Identifiers it refuses with InvalidInput: empty, over 255 characters, or with a control
+# (C0, DEL, C1) or format character (RTL/LTR marks and overrides, zero-width joiner and
+# space, BOM). Lone surrogates cannot be sent as JSON text; test_bad_input.py sends them.
+BAD_IDENTIFIERS = st.one_of(
+    st.just(""),
+    st.builds(
+        lambda before, bad, after: before + bad + after,
+        st.text(VALID_CHARACTERS, max_size=4),
+        st.characters(categories=("Cc", "Cf")),
+        st.text(VALID_CHARACTERS, max_size=4),
+    ),
+    st.builds(lambda char, length: char * length, VALID_CHARACTERS, st.integers(256, 600)),
+)
+
+
+def next_utc_midnight(day: date) -> datetime:
+    following = day + timedelta(days=1)
+    return datetime(following.year, following.month, following.day, tzinfo=UTC)
+
+
+def clear_of_utc_midnight(margin: timedelta = timedelta(seconds=90)) -> None:
+    """Waits past the next UTC midnight if it is near, so that the whole test falls on one
+    UTC day and the model's once-per-day limit does not depend on when it runs."""
+    now = datetime.now(UTC)
+    until = next_utc_midnight(now.date()) - now
+    if until < margin:
+        time.sleep(until.total_seconds() + 1)
+
+
+@dataclass
+class Run:
+    """What all the examples of one test run share: the app, its database, the figures."""
+
+    client: TestClient
+    database: str
+    figures: Counter[str] = field(default_factory=Counter)
+    outcomes: Counter[str] = field(default_factory=Counter)
+    newest_id: int = 0  # ids only grow: every new entry's id is above all earlier ones
+    headers: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def create_entry(
+        self, headers: dict[str, str], owner_id: str, operation: str, nonce: str
+    ) -> dict[str, Any]:
+        input_ = {"ownerId": owner_id, "operation": operation, "nonce": nonce}
+        body = self.post(headers, CREATE_ENTRY, input=input_)
+        assert "errors" not in body, body
+        result: dict[str, Any] = body["data"]["createEntry"]
+        self.outcomes[result["__typename"]] += 1
+        return result
+
+    def post(self, headers: dict[str, str], query: str, **variables: Any) -> dict[str, Any]:
+        self.figures["requests"] += 1
+        response = self.client.post(
+            "/graphql", json={"query": query, "variables": variables}, headers=headers
+        )
+        assert response.status_code == 200, response.text
+        answer: dict[str, Any] = response.json()
+        return answer
+
+    def user(self, owner_id: str) -> dict[str, str]:
+        if owner_id not in self.headers:
+            self.headers[owner_id] = user_headers("healthai", owner_id)
+        return self.headers[owner_id]
+
+
+class LedgerMachine(RuleBasedStateMachine):
+    """The model: each owner's balance, entries by (owner, nonce), and the entries that use
+    up a limit; the server's answer to each request must be the one the model predicts."""
+
+    run: ClassVar[Run]
+
+    def __init__(self) -> None:
+        super().__init__()
+        prefix = f"model-{uuid.uuid4().hex[:12]}"
+        # Owners unique to this example; the NFC and NFD spellings of "café" are two owners.
+        self.owners = [f"{prefix}-plain-\U0001f600", f"{prefix}-caf\u00e9", f"{prefix}-cafe\u0301"]
+        self.balances = dict.fromkeys(self.owners, 0)
+        self.entries: dict[tuple[str, str], dict[str, Any]] = {}
+        self.nonces: set[str] = set()  # every nonce sent, granted or refused
+        self.service = service_headers("healthai")
+        # Entries of earlier examples; this one's are counted in `written`.
+        [(self.earlier,)] = sql(self.run.database, "SELECT count(*) FROM entries")
+        self.written = 0
+        self.run.figures["examples"] += 1
+
+    # -- drawing -------------------------------------------------------------------------
+
+    def draw_nonce(self, data: st.DataObject) -> str:
+        """A fresh nonce, or (about half of the time) one already sent, of any owner."""
+        choices = [VALID_TEXT]
+        if self.nonces:
+            choices.insert(0, st.sampled_from(sorted(self.nonces)))
+        nonce: str = data.draw(st.one_of(choices), label="nonce")
+        self.nonces.add(nonce)
+        return nonce
+
+    # -- the model -----------------------------------------------------------------------
+
+    def owner_entries(self, owner_id: str) -> list[dict[str, Any]]:
+        return sorted(
+            (entry for (owner, _), entry in self.entries.items() if owner == owner_id),
+            key=lambda entry: int(entry["id"]),
+        )
+
+    def check_write(
+        self, owner_id: str, operation: HealthAIOperation, nonce: str, result: dict[str, Any]
+    ) -> None:
+        """Checks the answer to a write the caller may make, and applies it to the model."""
+        self.run.figures["writes"] += 1
+        name = operation.name
+        existing = self.entries.get((owner_id, nonce))
+        if existing is not None:
+            if existing["operation"] == name:
+                assert result == {"__typename": "LedgerEntry", **existing}, "replay"
+                self.run.outcomes["of which replays"] += 1
+            else:
+                assert result["__typename"] == "NonceConflict", result
+                assert result["code"] == "NONCE_CONFLICT"
+                assert result["existing"] == existing
+            return
+
+        today = datetime.now(UTC).date()
+        used = [e for e in self.owner_entries(owner_id) if e["operation"] == name]
+        if operation.limit is Limit.ONCE and used:
+            assert (result["__typename"], result["code"]) == ("LimitReached", "LIMIT_REACHED")
+            assert result["retryAfter"] is None, result
+            return
+        if operation.limit is Limit.ONCE_PER_UTC_DAY and any(
+            datetime.fromisoformat(e["createdOn"]).astimezone(UTC).date() == today for e in used
+        ):
+            assert (result["__typename"], result["code"]) == ("LimitReached", "LIMIT_REACHED")
+            assert datetime.fromisoformat(result["retryAfter"]) == next_utc_midnight(today)
+            return
+
+        balance = self.balances[owner_id]
+        if balance + operation.amount < 0:
+            assert result == {
+                "__typename": "InsufficientCredits",
+                "code": "INSUFFICIENT_CREDITS",
+                "message": result["message"],
+                "balance": balance,
+                "required": -operation.amount,
+            }
+            return
+
+        assert result["__typename"] == "LedgerEntry", result
+        entry = {k: v for k, v in result.items() if k != "__typename"}
+        assert entry["ownerId"] == owner_id  # exactly, whatever its characters
+        assert entry["nonce"] == nonce
+        assert (entry["operation"], entry["amount"]) == (name, operation.amount)
+        assert entry["balanceAfter"] == balance + operation.amount
+        assert int(entry["id"]) > self.run.newest_id
+        created_on = datetime.fromisoformat(entry["createdOn"])
+        assert created_on.utcoffset() == timedelta(0)
+        previous = self.owner_entries(owner_id)
+        if previous:
+            assert created_on >= datetime.fromisoformat(previous[-1]["createdOn"])
+        self.run.newest_id = int(entry["id"])
+        self.written += 1
+        self.run.figures["entries written"] += 1
+        self.balances[owner_id] = entry["balanceAfter"]
+        self.entries[(owner_id, nonce)] = entry
+
+    def check_not_allowed(self, result: dict[str, Any]) -> None:
+        assert result == {
+            "__typename": "OperationNotAllowed",
+            "code": "OPERATION_NOT_ALLOWED",
+            "message": result["message"],
+        }
+
+    # -- rules ---------------------------------------------------------------------------
+
+    @rule(
+        owner=st.integers(0, 2),
+        operation=st.sampled_from(OPERATIONS),
+        data=st.data(),
+    )
+    def a_service_creates_an_entry(
+        self, owner: int, operation: HealthAIOperation, data: st.DataObject
+    ) -> None:
+        owner_id, nonce = self.owners[owner], self.draw_nonce(data)
+        result = self.run.create_entry(self.service, owner_id, operation.name, nonce)
+        self.check_write(owner_id, operation, nonce, result)
+
+    @rule(
+        owner=st.integers(0, 2),
+        operation=st.sampled_from(OPERATIONS),
+        data=st.data(),
+    )
+    def an_end_user_creates_an_entry_of_its_own(
+        self, owner: int, operation: HealthAIOperation, data: st.DataObject
+    ) -> None:
+        owner_id, nonce = self.owners[owner], self.draw_nonce(data)
+        result = self.run.create_entry(self.run.user(owner_id), owner_id, operation.name, nonce)
+        if operation.user_may_invoke:
+            self.check_write(owner_id, operation, nonce, result)
+        else:  # a service-only operation, refused even when the nonce names an entry
+            self.check_not_allowed(result)
+
+    @rule(
+        caller=st.integers(0, 2),
+        offset=st.integers(1, 2),
+        operation=st.sampled_from(OPERATIONS),
+        data=st.data(),
+    )
+    def an_end_user_may_not_create_another_owners_entry(
+        self, caller: int, offset: int, operation: HealthAIOperation, data: st.DataObject
+    ) -> None:
+        owner_id = self.owners[(caller + offset) % len(self.owners)]
+        headers = self.run.user(self.owners[caller])
+        result = self.run.create_entry(headers, owner_id, operation.name, self.draw_nonce(data))
+        self.check_not_allowed(result)
+
+    @rule(
+        bad_field=st.sampled_from(["ownerId", "nonce"]),
+        bad=BAD_IDENTIFIERS,
+        caller=st.sampled_from(["service", "owner", "another owner"]),
+        owner=st.integers(0, 2),
+        operation=st.sampled_from(OPERATIONS),
+        data=st.data(),
+    )
+    def a_bad_identifier_is_invalid_input_whoever_asks(
+        self,
+        bad_field: str,
+        bad: str,
+        caller: str,
+        owner: int,
+        operation: HealthAIOperation,
+        data: st.DataObject,
+    ) -> None:
+        owner_id, nonce = self.owners[owner], self.draw_nonce(data)
+        if bad_field == "ownerId":
+            owner_id = bad
+        else:
+            nonce = bad
+        headers = {
+            "service": self.service,
+            "owner": self.run.user(self.owners[owner]),
+            "another owner": self.run.user(self.owners[(owner + 1) % len(self.owners)]),
+        }[caller]
+        result = self.run.create_entry(headers, owner_id, operation.name, nonce)
+        assert result == {
+            "__typename": "InvalidInput",
+            "code": "INVALID_INPUT",
+            "message": result["message"],
+            "field": bad_field,
+        }
+
+    # -- invariants ----------------------------------------------------------------------
+
+    @invariant()
+    def balances_read_through_the_api_are_the_models(self) -> None:
+        answer = self.run.post(self.service, BALANCES, ids=self.owners)
+        expected = []
+        for owner_id in self.owners:
+            entries = self.owner_entries(owner_id)
+            created = [e["createdOn"] for e in entries]
+            newest = max(created, default=None, key=datetime.fromisoformat)
+            expected.append(
+                {"ownerId": owner_id, "balance": self.balances[owner_id], "lastUpdated": newest}
+            )
+        assert answer == {"data": {"balances": expected}}
+
+    @invariant()
+    def stored_rows_are_the_models_and_the_books_balance(self) -> None:
+        rows = sql(self.run.database, STORED, owners=self.owners)
+        self.run.figures["database checks"] += 1
+        assert rows[0][7] == self.earlier + self.written, "the model wrote no such entry"
+        for owner_id in self.owners:
+            mine = [row for row in rows if row[0] == owner_id]
+            stored = {row[1] for row in mine}
+            entries = [row[2:7] for row in mine if row[2] is not None]
+            expected = [
+                (int(e["id"]), e["nonce"], e["operation"], e["amount"], e["balanceAfter"])
+                for e in self.owner_entries(owner_id)
+            ]
+            assert entries == expected
+            self.run.figures["entry rows checked"] += len(entries)
+            if not entries:
+                assert stored <= {None}, f"a balance row without entries: {stored}"
+                continue
+            running = 0
+            for _, _, _, amount, balance_after in entries:
+                running += amount
+                assert balance_after == running >= 0
+            assert stored == {running} == {entries[-1][4]} == {self.balances[owner_id]}
+
+
+def test_random_create_entry_sequences_answer_exactly_as_a_model_of_the_ledger_predicts(
+    new_database: Callable[..., str],
+) -> None:
+    database = new_database("model")
+    [(before,)] = sql(database, "SELECT count(*) FROM entries")
+    assert before == 0
+    clear_of_utc_midnight()
+    config = Settings(app_database_urls={"healthai": database}, jwt_secret=TEST_SECRET)
+    started = time.perf_counter()
+    with TestClient(create_app("healthai", HealthAIOperation, config)) as client:
+        run = Run(client, database)
+        machine = type("LedgerModel", (LedgerMachine,), {"run": run})
+        try:
+            run_state_machine_as_test(machine, settings=SETTINGS)
+        finally:
+            figures, answers = run.figures, dict(sorted(run.outcomes.items()))
+            print(
+                f"\nmodel test: {figures['examples']} examples, {figures['writes']} writes the"
+                f" model predicted, {figures['requests']} requests sent,"
+                f" {figures['entries written']} entries written,"
+                f" {figures['entry rows checked']} entry rows checked against the model in"
+                f" {figures['database checks']} database checks,"
+                f" in {time.perf_counter() - started:.1f} s; answers: {answers}"
+            )
