@@ -12,6 +12,11 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 run: $(INSTALLED) $(ASSETS)
 	$(BIN)/graphql-ledger serve
 
+# One pytest worker per core, each file on one worker (its module fixtures, servers and
+# databases stay together): the suite's server processes and PostgreSQL overlap instead of
+# taking turns. PYTEST_ARGS= runs it in one process.
+PYTEST_ARGS ?= -n auto --dist loadfile
+
 test: $(INSTALLED) $(ASSETS)
 	$(BIN)/pytest $(PYTEST_ARGS)
 

@@ -22,6 +22,30 @@ from tests.support import TEST_SECRET, GraphQLClient, service_headers, sql, with
 from travelai.operations import TravelAIOperation
 
 
+@pytest.fixture
+def figures(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """Records a figure the test measured (requests sent, faults injected, entries
+    checked); the run ends by printing them all, so every `make test` shows them. They
+    travel with the test's report, so they reach the summary from xdist's workers too."""
+    item = request.node
+    return lambda line: item.user_properties.append(("figure", line.strip()))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    lines = [
+        value
+        for reports in terminalreporter.stats.values()
+        for report in reports
+        if getattr(report, "when", None) == "call"
+        for name, value in getattr(report, "user_properties", ())
+        if name == "figure"
+    ]
+    if lines:
+        terminalreporter.section("figures")
+        for line in lines:
+            terminalreporter.write_line(line)
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """The maintenance database (`postgres`) of the server the tests use."""

@@ -1,6 +1,7 @@
 """Abuse limits: document depth, aliases and tokens, request body size, batching,
 introspection and field suggestions, and CORS. Each refusal reads and writes nothing."""
 
+import threading
 from collections.abc import Callable, Iterator
 
 import httpx2 as httpx
@@ -106,6 +107,49 @@ def test_aliased_mutations_beyond_the_limit_write_nothing(database: str) -> None
         )
     assert message == "101 aliases found. Allowed: 100"
     assert entry_count(database) == before
+
+
+def fragment_bomb(levels: int, leaf: str) -> str:
+    """Fragments that each spread the previous one twice: under 2,000 tokens, yet 2**levels
+    copies of `leaf` once spread."""
+    fragments = [f"fragment F0 on Query {{ {leaf} }}"]
+    fragments += [f"fragment F{n} on Query {{ ...F{n - 1} ...F{n - 1} }}" for n in range(1, levels)]
+    return f"{{ ...F{levels - 1} }} " + " ".join(fragments)
+
+
+def answered_within(client: TestClient, query: str, seconds: float) -> httpx.Response:
+    """The response, which must come before `seconds` pass: a request that would take
+    years must fail the test, not hang the suite."""
+    answers: list[httpx.Response] = []
+    worker = threading.Thread(
+        target=lambda: answers.append(client.post("/graphql", json={"query": query})),
+        daemon=True,
+    )
+    worker.start()
+    worker.join(seconds)
+    assert answers, f"no answer in {seconds} s"
+    return answers[0]
+
+
+def test_nested_fragments_are_measured_once_each_not_once_per_spread(
+    defaults: TestClient,
+) -> None:
+    # 2**60 spreads: walking each spread again (as Strawberry's limiters do) never ends.
+    plain = answered_within(defaults, fragment_bomb(60, "operations { amount }"), 30)
+    assert plain.json()["data"]["operations"][0] == {"amount": 1}
+    aliased = answered_within(defaults, fragment_bomb(60, "a: operations { amount }"), 30)
+    assert refusal(aliased, "GRAPHQL_VALIDATION_FAILED") == (f"{2**59} aliases found. Allowed: 100")
+    deep_leaf = DEEP[1:-1]  # depth 4, through 2**59 spreads
+    deep = answered_within(defaults, fragment_bomb(60, deep_leaf), 30).json()
+    assert deep == {"data": {"owner": {"entries": {"edges": []}}}}
+
+
+def test_depth_is_measured_through_fragments(database: str) -> None:
+    with app_with(database, max_depth=3) as client:
+        response = answered_within(client, fragment_bomb(60, DEEP[1:-1]), 30)
+    assert refusal(response, "GRAPHQL_VALIDATION_FAILED") == (
+        "'anonymous' exceeds maximum operation depth of 3"
+    )
 
 
 def test_a_document_of_more_than_2000_tokens_is_refused_while_parsing(defaults: TestClient) -> None:

@@ -356,7 +356,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
 
 def test_random_create_entry_sequences_answer_exactly_as_a_model_of_the_ledger_predicts(
-    new_database: Callable[..., str],
+    new_database: Callable[..., str], figures: Callable[[str], None]
 ) -> None:
     database = new_database("model")
     [(before,)] = sql(database, "SELECT count(*) FROM entries")
@@ -370,12 +370,12 @@ def test_random_create_entry_sequences_answer_exactly_as_a_model_of_the_ledger_p
         try:
             run_state_machine_as_test(machine, settings=SETTINGS)
         finally:
-            figures, answers = run.figures, dict(sorted(run.outcomes.items()))
-            print(
-                f"\nmodel test: {figures['examples']} examples, {figures['writes']} writes the"
-                f" model predicted, {figures['requests']} requests sent,"
-                f" {figures['entries written']} entries written,"
-                f" {figures['entry rows checked']} entry rows checked against the model in"
-                f" {figures['database checks']} database checks,"
+            counts, answers = run.figures, dict(sorted(run.outcomes.items()))
+            figures(
+                f"model test: {counts['examples']} examples, {counts['writes']} writes the"
+                f" model predicted, {counts['requests']} requests sent,"
+                f" {counts['entries written']} entries written,"
+                f" {counts['entry rows checked']} entry rows checked against the model in"
+                f" {counts['database checks']} database checks,"
                 f" in {time.perf_counter() - started:.1f} s; answers: {answers}"
             )

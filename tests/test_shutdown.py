@@ -63,7 +63,7 @@ async def load(base_url: str, stop_after: float, on_started: Callable[[], None])
 
 
 def test_sigterm_mid_load_answers_every_request_in_full_or_not_at_all(
-    new_database: Callable[..., str],
+    new_database: Callable[..., str], figures: Callable[[str], None]
 ) -> None:
     url = new_database("drain")
     server = ServerProcess.uvicorn("healthai", clean_environment(HEALTHAI_DATABASE_URL=url))
@@ -77,7 +77,7 @@ def test_sigterm_mid_load_answers_every_request_in_full_or_not_at_all(
     answered = {nonce: entry_id for nonce, entry_id, failure in results if failure is None}
     failed = {nonce: failure for nonce, _, failure in results if failure is not None}
     stored = {row.nonce: str(row.id) for row in sql(url, "SELECT nonce, id FROM entries")}
-    print(f"drain: {len(answered)} answered, {len(failed)} refused once draining began")
+    figures(f"drain: {len(answered)} answered, {len(failed)} refused once draining began")
 
     # uvicorn shuts down gracefully, then re-raises the SIGTERM it caught (-15).
     assert exit_code in (0, -signal.SIGTERM), server.output()

@@ -316,7 +316,7 @@ def test_one_listener_per_process_which_reconnects_and_resends_the_current_balan
 
 
 def test_two_hundred_subscribers_on_one_process_all_receive_a_write(
-    cluster: Cluster, owner: str
+    cluster: Cluster, owner: str, figures: Callable[[str], None]
 ) -> None:
     a, b = cluster.servers
     assert b.process is not None
@@ -332,7 +332,7 @@ def test_two_hundred_subscribers_on_one_process_all_receive_a_write(
                 assert firsts == [balance(owner, 0, None)] * 200
                 await asyncio.sleep(1)
                 per = (process.memory_info().rss - before) / 200
-                print(f"memory per idle subscriber: {per / 1024:.1f} KiB")
+                figures(f"memory per idle subscriber: {per / 1024:.1f} KiB")
                 assert per < 512 * 1024
                 found = await asyncio.to_thread(listeners, cluster.database_url)
                 assert found == set(cluster.listeners)

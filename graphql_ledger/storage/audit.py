@@ -122,10 +122,10 @@ class AuditSummary:
         return self.broken == 0
 
     def __str__(self) -> str:
-        verdict = "the books balance" if self.balanced else f"{self.broken:,} owners broken"
+        verdict = "the books balance" if self.balanced else f"{_count(self.broken, 'owner')} broken"
         return (
-            f"{verdict}: {self.entries:,} entries of {self.owners:,} owners checked"
-            f" in {self.seconds:.1f} s"
+            f"{verdict}: {_count(self.entries, 'entry', 'entries')} of"
+            f" {_count(self.owners, 'owner')} checked in {self.seconds:.1f} s"
         )
 
 
@@ -207,5 +207,9 @@ def _problems(row: Any) -> list[str]:
     return problems
 
 
+def _count(count: int, one: str, many: str | None = None) -> str:
+    return f"{count:,} {one if count == 1 else many or one + 's'}"
+
+
 def _entries(count: int) -> str:
-    return f"{count} entry" if count == 1 else f"{count} entries"
+    return _count(count, "entry", "entries")

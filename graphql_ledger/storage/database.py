@@ -83,9 +83,14 @@ def cannot_serve(error: BaseException) -> bool:
 
 
 def _cause(error: BaseException) -> BaseException:
-    """The driver's own error under SQLAlchemy's wrapping, if any."""
+    """The driver's own error under SQLAlchemy's wrapping, if any: SQLAlchemy's DBAPIError
+    holds the adapter's DBAPI error (`orig`), raised from asyncpg's; a failed connect
+    raises the adapter's error itself."""
     if isinstance(error, DBAPIError) and error.orig is not None:
-        return error.orig.__cause__ or error.orig
+        error = error.orig
+    driver_errors = (OSError, asyncpg.PostgresError)
+    if not isinstance(error, driver_errors) and isinstance(error.__cause__, driver_errors):
+        return error.__cause__
     return error
 
 

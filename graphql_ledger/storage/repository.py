@@ -67,7 +67,10 @@ REGISTER_RULES = """
      WHERE r.operation IS NULL OR r.amount <> t.amount
         OR r.limit_kind IS DISTINCT FROM t.limit_kind
 """
-_RULES_LOCK = 0x72756C6573  # "rules": registrations of several processes take turns
+# "rules": registrations of several processes take turns, and wait for the writes in flight
+# (create_entry() holds it shared), so that a new rule's valid_from follows every entry
+# written under the old one.
+RULES_LOCK = 0x72756C6573
 
 BALANCES = """
     SELECT owner_id, balance, last_updated FROM balances WHERE owner_id = ANY($1::text[])
@@ -299,7 +302,7 @@ class LedgerRepository:
         operations changed."""
         operations = list(self.operations)
         async with self.connection() as connection, connection.transaction():
-            await connection.execute("SELECT pg_advisory_xact_lock($1)", _RULES_LOCK)
+            await connection.execute("SELECT pg_advisory_xact_lock($1)", RULES_LOCK)
             status = await connection.execute(
                 REGISTER_RULES,
                 [op.name for op in operations],

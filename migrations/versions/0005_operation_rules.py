@@ -9,8 +9,10 @@ written before rules were recorded were written with it.
 
 create_entry(owner, operation, nonce) now takes the amount and the limit from the rules in
 force, so every writer, whichever version of the app it runs, applies the same ones, and a
-writer cannot pass another amount or skip a limit. It answers `required` (the credits an
-overdraft lacked) for InsufficientCredits.
+writer cannot pass another amount or skip a limit. A write holds the rules' advisory lock
+(0x72756C6573, "rules") shared and a registration holds it exclusively, so a rule change
+takes effect between writes: no entry is dated after a rule it was not written with. It
+answers `required` (the credits an overdraft lacked) for InsufficientCredits.
 
 operation_rules has no owner_id: it is a small catalogue read by every write, which Citus
 would keep as a reference table (copied to every node).
@@ -65,6 +67,10 @@ def upgrade() -> None:
                 RETURN;
             END IF;
 
+            -- Rule changes wait for writes in flight and writes wait for a rule change
+            -- (the repository's register_rules holds this lock exclusively): so every
+            -- entry carries the rule in force at its created_on, which verify checks.
+            PERFORM pg_advisory_xact_lock_shared(491596309875);
             SELECT r.amount, r.limit_kind INTO v_amount, v_limit
               FROM operation_rules r
              WHERE r.operation = p_operation AND r.valid_from <= clock_timestamp()

