@@ -102,12 +102,10 @@ def create_app(
         app.state.metrics = metrics = LedgerMetrics(name, pool_status(engine))
         app.state.observe_outcome = counting(metrics)
         await feed.start()
-        registering = await start_registering_rules(app, repository)
         logger.info("%s serves the ledger in %s", name, display_url(url))
         try:
             yield
         finally:
-            registering.cancel()
             await feed.stop()
             await engine.dispose()
             logger.info("%s stopped", name)
@@ -141,32 +139,6 @@ def create_app(
     app.state.schema_revision = head_revision()
     app.state.ready_timeout = config.db_timeout
     return app
-
-
-async def start_registering_rules(
-    app: Starlette, repository: LedgerRepository
-) -> "asyncio.Task[None]":
-    """Registers the app's operation rules now if the database answers, else keeps trying
-    in the background (returned task); until then the app is not ready."""
-    app.state.rules_registered = False
-
-    async def register(delay: float) -> None:
-        while True:
-            try:
-                changed = await repository.register_rules()
-            except Exception as error:  # unreachable, or not migrated yet: /readyz says so
-                logger.warning("cannot register operation rules yet (%r); retrying", error)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10)
-                continue
-            if changed:
-                logger.info("registered the rules of %d operations", changed)
-            app.state.rules_registered = True
-            return
-
-    first = asyncio.create_task(register(0.5))
-    await asyncio.wait([first], timeout=app.state.ready_timeout)
-    return first
 
 
 def pool_status(engine: AsyncEngine) -> Callable[[], tuple[int, int]]:

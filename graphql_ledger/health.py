@@ -1,6 +1,6 @@
 """The operator's endpoints: `/healthz` (the process answers), `/readyz` (its database
-answers, is migrated to the revision this code expects, and has the app's operation rules;
-503 otherwise) and `/metrics`.
+answers, is migrated to the revision this code expects, and holds this app's operation
+rules; 503 otherwise) and `/metrics`.
 They need no token and reveal no owner's data."""
 
 import logging
@@ -33,8 +33,12 @@ async def readyz(request: Request) -> Response:
     if revision != expected:
         reason = f"the database is at revision {revision}, this code needs {expected}"
         return JSONResponse({"status": "unavailable", "reason": reason}, status_code=503)
-    if not request.app.state.rules_registered:
-        reason = "the operation rules are not registered yet"
+    differences = await repository.rule_differences()
+    if differences:
+        reason = (
+            "the database's operation rules are not this app's (run graphql-ledger migrate): "
+            + "; ".join(differences)
+        )
         return JSONResponse({"status": "unavailable", "reason": reason}, status_code=503)
     return JSONResponse({"status": "ready", "revision": revision})
 

@@ -298,7 +298,7 @@ class ZooAI:
 @pytest.fixture(scope="module")
 def zooai(new_database: Callable[..., str]) -> Iterator[ZooAI]:
     """An app of the test's own, on a fresh database, served in-process."""
-    url = new_database("zooai")
+    url = new_database("zooai", operations=ZooAIOperation)
     settings = Settings(app_database_urls={"zooai": url}, jwt_secret=TEST_SECRET)
     with TestClient(create_app("zooai", ZooAIOperation, settings)) as http:
         yield ZooAI(http, url)

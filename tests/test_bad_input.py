@@ -610,7 +610,8 @@ def test_the_whole_corpus_was_sent_and_wrote_nothing(
     tally: Tally, figures: Callable[[str], None]
 ) -> None:
     """The module's figures, once every case above has run (in file order)."""
-    assert (tally.bad_cases, tally.valid_edges) == (len(CORPUS), len(EDGES))
+    if (tally.bad_cases, tally.valid_edges) != (len(CORPUS), len(EDGES)):
+        pytest.skip("only part of the corpus ran (-k, --lf): no figures for the whole")
     assert (tally.server_errors, tally.rows_written) == (0, 0)
     figures(
         f"bad input: {tally.bad_cases} cases sent, {tally.server_errors} answered with a 5xx,"

@@ -190,7 +190,8 @@ class LiveApps:
 
     def __getitem__(self, app: str) -> tuple[Client, SyncClientSession]:
         if app not in self.sessions:
-            database = self.new_database(f"docs_{app}")
+            operations = {"healthai": HealthAIOperation, "travelai": TravelAIOperation}[app]
+            database = self.new_database(f"docs_{app}", operations=operations)
             env = clean_environment(**{f"{app.upper()}_DATABASE_URL": database})
             server = self.stack.enter_context(ServerProcess.uvicorn(app, env))
             transport = HTTPXTransport(

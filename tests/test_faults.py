@@ -50,9 +50,9 @@ class Tally:
 
     answers: dict[Key, dict[str, Any]] = field(default_factory=dict)
     retried: set[Key] = field(default_factory=set)
-    # Requests repeated after a timeout: their first attempt may still have been running
-    # when a later one was answered.
-    timed_out: set[Key] = field(default_factory=set)
+    # Requests repeated after a client timeout or a connection lost mid-request: an earlier
+    # attempt may still have been running when a later one was answered.
+    ambiguous: set[Key] = field(default_factory=set)
     figures: Counter[str] = field(default_factory=Counter)
     unavailable_latencies: list[float] = field(default_factory=list)
 
@@ -94,11 +94,16 @@ async def send_until_answered(
                 "/graphql", json=body, timeout=first_timeout if attempt == 0 else 30.0
             )
         except httpx.TimeoutException:
-            tally.timed_out.add(key)
+            tally.ambiguous.add(key)
             tally.figures["client timeouts"] += 1
             continue
-        except httpx.TransportError:
-            tally.figures["connection errors"] += 1
+        except httpx.ConnectError:  # nothing was sent
+            tally.figures["refused connections"] += 1
+            await asyncio.sleep(0.05)
+            continue
+        except httpx.TransportError:  # sent, then the connection broke: applied or not
+            tally.ambiguous.add(key)
+            tally.figures["connections lost mid-request"] += 1
             await asyncio.sleep(0.05)
             continue
         assert response.status_code == 200, response.text
@@ -120,21 +125,20 @@ async def send_until_answered(
 
 def stored_entries(url: str) -> dict[Key, tuple[int, str, int, int]]:
     rows = sql(url, "SELECT owner_id, nonce, id, operation, amount, balance_after FROM entries")
-    stored = {(o, n): (i, op, a, b) for o, n, i, op, a, b in rows}
-    assert len(stored) == len(rows), "an (owner, nonce) stored twice"
-    return stored
+    return {(o, n): (i, op, a, b) for o, n, i, op, a, b in rows}
 
 
 def assert_nothing_acknowledged_was_lost(url: str, tally: Tally) -> None:
-    """Every entry a client was given is stored exactly as given; every stored entry was
-    given to its client, or belongs to a request repeated after a timeout whose last
-    answer was a refusal (its first attempt, still running, may have written it since)."""
+    """Every entry a client was given is stored exactly as given (one per (owner, nonce),
+    which the database's key guarantees); every stored entry was given to its client, or
+    belongs to an ambiguous request whose last answer was a refusal (an earlier attempt,
+    still running then, may have written it since)."""
     stored = stored_entries(url)
     given = tally.entries()
     assert {key: stored.get(key) for key in given} == given
     unclaimed = set(stored) - set(given)
-    assert unclaimed <= tally.timed_out, sorted(unclaimed - tally.timed_out)[:5]
-    for key in set(tally.answers) - set(given) - tally.timed_out:
+    assert unclaimed <= tally.ambiguous, sorted(unclaimed - tally.ambiguous)[:5]
+    for key in set(tally.answers) - set(given) - tally.ambiguous:
         assert key not in stored, f"refused, yet stored: {key}"
 
 
@@ -226,7 +230,7 @@ def test_a_server_killed_mid_load_loses_nothing_and_applies_nothing_twice(
 
     assert len(kills) == 1
     assert len(tally.answers) == CRASH_REQUESTS
-    assert tally.figures["connection errors"] > 0, "the kill interrupted nothing"
+    assert tally.figures["connections lost mid-request"] > 0, "the kill interrupted nothing"
     assert tally.figures["client timeouts"] > 0
     summary = verify(url)
     assert_nothing_acknowledged_was_lost(url, tally)
@@ -237,7 +241,8 @@ def test_a_server_killed_mid_load_loses_nothing_and_applies_nothing_twice(
         f"crash: {CRASH_REQUESTS} writes over {CRASH_OWNERS} owners on 2 processes, 1 SIGKILL"
         f" mid-load, restarted; {tally.figures['requests sent']} requests sent,"
         f" {tally.figures['retries']} retries ({tally.figures['client timeouts']} after a"
-        f" client timeout, {tally.figures['connection errors']} after a lost connection);"
+        f" client timeout, {tally.figures['connections lost mid-request']} after a connection"
+        f" lost mid-request, {tally.figures['refused connections']} after a refused one);"
         f" answers {dict(sorted((k, v) for k, v in tally.figures.items() if k[0].isupper()))};"
         f" {len(retried_and_stored)} retried nonces stored once each; {len(stored)} entries"
         f" stored, every acknowledged one among them; in {took:.1f} s. verify: {summary}"
@@ -410,10 +415,13 @@ class Gate:
         asyncio.run(run())
 
 
-def blocked_backends(url: str, count: int, timeout: float = 20) -> list[int]:
+def blocked_backends(
+    url: str, count: int, timeout: float = 20, *, besides: tuple[int, ...] = ()
+) -> list[int]:
+    """The pids of `count` backends waiting on a lock (none of `besides`)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        pids = [pid for (pid,) in sql(url, BLOCKED)]
+        pids = [pid for (pid,) in sql(url, BLOCKED) if pid not in besides]
         if len(pids) >= count:
             return pids
         time.sleep(0.02)
@@ -482,7 +490,7 @@ def test_a_connection_terminated_mid_request_fails_a_write_cleanly_and_repeats_a
         )
         [pid] = blocked_backends(url, 1)
         sql(url, f"SELECT pg_terminate_backend({pid})")
-        blocked_backends(url, 1)  # the repeat, on another connection
+        blocked_backends(url, 1, besides=(pid,))  # the repeat, on another connection
         gate.released.set()
         holder.join(60)
         reader.join(60)
@@ -507,4 +515,56 @@ def test_a_connection_terminated_mid_request_fails_a_write_cleanly_and_repeats_a
         " applied, the same nonce then applied once; a read's backend terminated: repeated"
         f" once, answered; {terminated[0][0]} idle pooled connections terminated, skipped."
         f" verify: {summary}"
+    )
+
+
+def test_a_write_past_the_deadline_is_cancelled_in_postgresql_not_left_to_commit(
+    new_database: Callable[..., str], owner: str, figures: Callable[[str], None]
+) -> None:
+    url = new_database("deadline")
+    env = clean_environment(HEALTHAI_DATABASE_URL=url, LEDGER_DB_TIMEOUT="1")
+    with (
+        ServerProcess.uvicorn("healthai", env) as server,
+        httpx.Client(base_url=server.url(), headers=SERVICE, timeout=30) as http,
+    ):
+
+        def create(operation: str, nonce: str) -> dict[str, Any]:
+            variables = {"input": {"ownerId": owner, "operation": operation, "nonce": nonce}}
+            response = http.post("/graphql", json={"query": CREATE_ENTRY, "variables": variables})
+            assert response.status_code == 200, response.text
+            body: dict[str, Any] = response.json()
+            return body
+
+        assert create("CREDIT_ADD", "credit")["data"]["createEntry"]["balanceAfter"] == 10
+        gate = Gate(url, f"SELECT 1 FROM balances WHERE owner_id = '{owner}' FOR UPDATE")
+        holder = threading.Thread(target=gate.hold)
+        holder.start()
+        assert gate.holding.wait(30)
+        sent = time.monotonic()
+        answer = create("CREDIT_SPEND", "late")  # waits on the test's lock, past 1 s
+        took = time.monotonic() - sent
+        assert answer["data"] is None
+        assert [e["extensions"]["code"] for e in answer["errors"]] == ["SERVICE_UNAVAILABLE"]
+        assert took < 1 + 2, f"answered after {took:.1f} s"
+        # The server asked PostgreSQL to cancel the statement: nothing waits on the lock.
+        deadline = time.monotonic() + 10
+        while sql(url, BLOCKED) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sql(url, BLOCKED) == []
+        gate.released.set()
+        holder.join(60)
+        time.sleep(0.5)  # a statement left running would commit now
+        assert sql(url, "SELECT count(*) FROM entries WHERE nonce = 'late'") == [(0,)]
+        # The client repeats it: applied once; the connection is back in service.
+        again = create("CREDIT_SPEND", "late")["data"]["createEntry"]
+        assert (again["__typename"], again["balanceAfter"]) == ("LedgerEntry", 9)
+        answer_again = create("CREDIT_SPEND", "late")["data"]["createEntry"]
+        assert answer_again == again
+        output = server.output()
+    assert '"level":"ERROR"' not in output, output
+    summary = verify(url)
+    figures(
+        f"deadline: a write held on a lock past LEDGER_DB_TIMEOUT=1: SERVICE_UNAVAILABLE after"
+        f" {took:.2f} s, its statement cancelled in PostgreSQL (nothing committed once the"
+        f" lock went), the same nonce then applied once. verify: {summary}"
     )

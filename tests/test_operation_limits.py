@@ -190,7 +190,7 @@ def test_an_app_declares_its_own_daily_and_once_only_limits(
     new_database: Callable[..., str],
 ) -> None:
     clear_of_utc_midnight()
-    url = new_database("parkai")
+    url = new_database("parkai", operations=ParkAIOperation)
     settings = Settings(app_database_urls={"parkai": url}, jwt_secret=TEST_SECRET)
     service = service_headers("parkai")
     owner = f"visitor-{uuid.uuid4()}"

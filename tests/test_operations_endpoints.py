@@ -1,6 +1,7 @@
 """What operators rely on: /healthz, /readyz, /metrics in Prometheus' format, and one JSON
 log line per request that never carries a token or a variable."""
 
+import asyncio
 import json
 from collections.abc import Callable, Iterator
 
@@ -10,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
 from graphql_ledger import Settings, create_app
-from graphql_ledger.storage import head_revision
+from graphql_ledger.storage import head_revision, migrate
 from healthai.operations import HealthAIOperation
 from tests.support import (
     CREATE_ENTRY,
@@ -19,6 +20,7 @@ from tests.support import (
     ServerProcess,
     clean_environment,
     service_headers,
+    sql,
     user_headers,
 )
 
@@ -60,6 +62,28 @@ def test_readyz_is_503_on_a_database_not_migrated_to_head(
         "status": "unavailable",
         "reason": f"the database is at revision None, this code needs {head_revision()}",
     }
+
+
+def test_readyz_is_503_until_the_database_holds_this_apps_rules(
+    new_database: Callable[..., str],
+) -> None:
+    url = new_database("other_rules")
+    # A newer release changed CREDIT_ADD (and its migrate ran); this process declares 10.
+    sql(url, "INSERT INTO operation_rules VALUES ('CREDIT_ADD', 12, NULL, clock_timestamp())")
+    sql(url, "DELETE FROM operation_rules WHERE operation = 'CONTENT_ACCESS'")
+    with app_on(url) as client:
+        response = client.get("/readyz")
+        assert response.status_code == 503
+        assert response.json() == {
+            "status": "unavailable",
+            "reason": "the database's operation rules are not this app's (run graphql-ledger"
+            " migrate): CONTENT_ACCESS: +0 credits here, none in the database;"
+            " CREDIT_ADD: +10 credits here, +12 credits in the database",
+        }
+        # The process does not write its own rules: the database's stay in force.
+        assert sql(url, "SELECT count(*) FROM operation_rules WHERE amount = 12") == [(1,)]
+        asyncio.run(migrate(url, HealthAIOperation))
+        assert client.get("/readyz").json() == {"status": "ready", "revision": head_revision()}
 
 
 def test_readyz_is_503_when_the_database_does_not_answer() -> None:

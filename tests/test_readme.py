@@ -1,6 +1,7 @@
 """The README's examples work as printed: each GraphQL and curl example runs, in order, on
 a fresh database and answers what the README shows; the third-app recipe builds an app."""
 
+import asyncio
 import json
 import re
 import shutil
@@ -15,6 +16,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from graphql_ledger import Settings, create_app
+from graphql_ledger.storage import migrate
 from healthai.operations import HealthAIOperation
 from tests.support import (
     ROOT,
@@ -125,10 +127,14 @@ def test_the_add_an_app_walkthrough_builds_a_working_app(
         (tmp_path / name).write_text(code)
     (tmp_path / "zooai" / "__init__.py").write_text("")
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setenv("ZOOAI_DATABASE_URL", new_database("zooai"))
+    database = new_database("zooai", migrated=False)
+    monkeypatch.setenv("ZOOAI_DATABASE_URL", database)
     monkeypatch.setenv("LEDGER_JWT_SECRET", TEST_SECRET)
 
     from zooai.app import app  # type: ignore[import-not-found]
+    from zooai.operations import ZooAIOperation  # type: ignore[import-not-found]
+
+    asyncio.run(migrate(database, ZooAIOperation))  # what `graphql-ledger migrate zooai` does
 
     try:
         with TestClient(app, headers=service_headers("zooai")) as http:

@@ -155,6 +155,34 @@ def test_migrate_twice_keeps_the_data_and_stays_at_the_head_revision(
     assert len(rules) == len(HealthAIOperation)  # unchanged rules are not recorded again
 
 
+def test_every_writer_applies_the_database_rules_whatever_it_passes(
+    ledger_url: str, owner: str
+) -> None:
+    # A process of the previous release still passes an amount and a limit: ignored.
+    [old] = sql(
+        ledger_url,
+        "SELECT * FROM create_entry(:owner, 'CREDIT_ADD', 1000, 'old', NULL)",
+        owner=owner,
+    )
+    assert (old.outcome, old.entry_amount, old.entry_balance_after) == ("created", 10, 10)
+    [again] = sql(
+        ledger_url,
+        "SELECT * FROM create_entry(:owner, 'SIGNUP_CREDIT', 3, 'signup-1', NULL)",
+        owner=owner,
+    )
+    [twice] = sql(
+        ledger_url,
+        "SELECT * FROM create_entry(:owner, 'SIGNUP_CREDIT', 3, 'signup-2', NULL)",
+        owner=owner,
+    )
+    assert (again.outcome, twice.outcome) == ("created", "limit_reached")  # limit "once"
+    # An operation the database has no rule for is refused, whoever asks.
+    with pytest.raises(DBAPIError, match="operation NO_SUCH_OPERATION has no rules"):
+        sql(ledger_url, "SELECT * FROM create_entry(:owner, 'NO_SUCH_OPERATION', 'x')", owner=owner)
+    [(balance,)] = sql(ledger_url, "SELECT balance FROM balances WHERE owner_id = :o", o=owner)
+    assert balance == 13
+
+
 def test_migrate_creates_a_database_that_does_not_exist_yet(
     postgres_url: str, missing_database: str
 ) -> None:

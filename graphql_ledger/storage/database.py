@@ -25,8 +25,8 @@ __all__ = [
 
 # SQLSTATE classes that mean "this server or database cannot be used right now": connection
 # exceptions, bad credentials, an unknown database, a server shutting down or starting up,
-# too many connections.
-_UNREACHABLE_SQLSTATES = ("08", "28", "3D", "57P", "53300")
+# too many connections, or a server that has become a read-only standby (a failover).
+_UNREACHABLE_SQLSTATES = ("08", "28", "3D", "57P", "53300", "25006")
 
 
 class DatabaseUnreachable(Exception):
@@ -53,12 +53,13 @@ class StorageUnavailable(Exception):
     """The database cannot serve the request now: it is down or unreachable, restarting,
     out of connections, slower than the configured timeout, or the connection broke in
     the middle. A write that ends so may or may not have been applied; repeating it with
-    the same nonce is safe. `timed_out` tells a timeout from a refused or lost
-    connection."""
+    the same nonce is safe. `timed_out` says the deadline passed; `lost`, that a connection
+    broke while in use (so a read may be repeated on another)."""
 
-    def __init__(self, reason: str, *, timed_out: bool = False) -> None:
+    def __init__(self, reason: str, *, timed_out: bool = False, lost: bool = False) -> None:
         super().__init__(reason)
         self.timed_out = timed_out
+        self.lost = lost
 
 
 def unreachable(url: str | URL, error: BaseException) -> DatabaseUnreachable | None:

@@ -72,6 +72,21 @@ REGISTER_RULES = """
 # written under the old one.
 RULES_LOCK = 0x72756C6573
 
+# The operations whose rule in force is not the one declared (or that have none).
+RULE_DIFFERENCES = """
+    SELECT t.operation, t.amount, t.limit_kind, r.amount AS stored_amount,
+           r.limit_kind AS stored_limit_kind, r.operation IS NOT NULL AS stored
+      FROM unnest($1::text[], $2::integer[], $3::text[]) AS t(operation, amount, limit_kind)
+      LEFT JOIN LATERAL (
+           SELECT r.operation, r.amount, r.limit_kind FROM operation_rules r
+            WHERE r.operation = t.operation AND r.valid_from <= clock_timestamp()
+            ORDER BY r.valid_from DESC
+            LIMIT 1) r ON true
+     WHERE r.operation IS NULL OR r.amount <> t.amount
+        OR r.limit_kind IS DISTINCT FROM t.limit_kind
+     ORDER BY t.operation
+"""
+
 BALANCES = """
     SELECT owner_id, balance, last_updated FROM balances WHERE owner_id = ANY($1::text[])
 """
@@ -129,6 +144,11 @@ BALANCES_AT = """
 # the same nonce, or the same limited operation, first: the call is then repeated once.
 _RACE_KEYS = frozenset({"entries_owner_nonce_key", "entries_owner_limit_key"})
 
+# SQLSTATEs of a statement the database refused for now, on a connection still fine: out of
+# resources (disk, memory), cancelled (statement_timeout, an administrator, a pooler), a
+# lock timeout, a deadlock or serialization failure. Each rolled the call back whole.
+_TRANSIENT_SQLSTATES = ("53", "57014", "55P03", "40001", "40P01")
+
 
 class LedgerRepository:
     """Reads and writes one app's ledger; each unit of work takes at most `timeout` seconds,
@@ -140,29 +160,48 @@ class LedgerRepository:
         self.engine = engine
         self.operations = operations
         self.timeout = timeout
+        self._settling: set[asyncio.Task[None]] = set()
 
     @asynccontextmanager
-    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
-        """A pooled asyncpg connection for one unit of work, which must end within
-        `timeout` seconds. Failures of the database or of the connection (refused, lost,
-        timed out) become StorageUnavailable, and the connection leaves the pool; errors of
-        the statement itself pass unchanged."""
+    async def connection(self, deadline: float | None = None) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled asyncpg connection for one unit of work, which must end by `deadline`
+        (the event loop's clock; by default `timeout` seconds from now). Failures of the
+        database or of the connection (refused, lost, timed out, a server that cannot
+        serve now) become StorageUnavailable, and a broken connection leaves the pool;
+        errors of the statement itself pass unchanged."""
+        if deadline is None:
+            deadline = asyncio.get_running_loop().time() + self.timeout
         try:
-            async with asyncio.timeout(self.timeout):
+            async with asyncio.timeout_at(deadline):
                 pooled = await self._checkout()
                 driver: asyncpg.Connection = pooled.driver_connection
+                settling = False
                 try:
                     yield driver
-                except BaseException as error:
-                    if _failed_the_connection(error, driver):
+                except asyncio.CancelledError:
+                    # Abandoned mid-statement (the deadline, or the client went away):
+                    # asyncpg has asked the server to cancel the statement, which must not
+                    # keep running (holding locks, or committing later) in PostgreSQL.
+                    if not driver.is_closed():
+                        settling = True
+                        self._settle(pooled, driver)
+                    raise
+                except Exception as error:
+                    if driver.is_closed() or cannot_serve(error):
                         pooled.invalidate()
-                        if isinstance(error, Exception):
-                            raise StorageUnavailable(
-                                f"the connection to the database failed: {error!r}"
-                            ) from error
+                        raise StorageUnavailable(
+                            f"the connection to the database failed: {error!r}", lost=True
+                        ) from error
+                    if isinstance(error, asyncpg.PostgresError) and error.sqlstate.startswith(
+                        _TRANSIENT_SQLSTATES
+                    ):
+                        raise StorageUnavailable(f"the database refused: {error!r}") from error
                     raise
                 finally:
-                    pooled.close()
+                    if not settling:
+                        pooled.close()
+        except StorageUnavailable:
+            raise
         except TimeoutError as error:
             raise StorageUnavailable(
                 f"the database did not answer within {self.timeout:g} s", timed_out=True
@@ -186,18 +225,40 @@ class LedgerRepository:
             pooled.invalidate()
             pooled.close()
 
+    def _settle(self, pooled: PoolProxiedConnection, driver: asyncpg.Connection) -> None:
+        """Keeps an abandoned connection out of the pool until the server has cancelled its
+        statement (the next statement on it waits for that), or drops it."""
+
+        async def settle() -> None:
+            try:
+                async with asyncio.timeout(self.timeout):
+                    await driver.fetchval("SELECT 1")
+            except asyncio.CancelledError:
+                pooled.invalidate()
+                raise
+            except Exception as error:
+                logger.info("dropping a connection whose statement was abandoned: %r", error)
+                pooled.invalidate()
+            finally:
+                pooled.close()
+
+        task = asyncio.create_task(settle())
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+
     async def _read(self, query: str, *arguments: Any) -> list[asyncpg.Record]:
-        """The rows of a read, repeated once on another connection when its connection was
-        lost (reading twice changes nothing); a timeout is not repeated."""
+        """The rows of a read. When its connection was lost under it, the read is repeated
+        once on another (reading twice changes nothing), within the same deadline."""
+        deadline = asyncio.get_running_loop().time() + self.timeout
         try:
-            async with self.connection() as connection:
+            async with self.connection(deadline) as connection:
                 rows: list[asyncpg.Record] = await connection.fetch(query, *arguments)
                 return rows
         except StorageUnavailable as error:
-            if error.timed_out:
+            if not error.lost:
                 raise
             logger.warning("a read lost its connection (%s); repeating it once", error)
-        async with self.connection() as connection:
+        async with self.connection(deadline) as connection:
             rows = await connection.fetch(query, *arguments)
             return rows
 
@@ -296,19 +357,40 @@ class LedgerRepository:
             for owner_id, row in zip(owner_ids, rows, strict=True)
         ]
 
+    def _declared_rules(self) -> tuple[list[str], list[int], list[str | None]]:
+        operations = list(self.operations)
+        return (
+            [op.name for op in operations],
+            [op.amount for op in operations],
+            [op.limit.value if op.limit else None for op in operations],
+        )
+
+    async def rule_differences(self) -> list[str]:
+        """How the rules in force in the database differ from this app's operations, in
+        words; empty when they are the same."""
+        async with self.connection() as connection:
+            rows = await connection.fetch(RULE_DIFFERENCES, *self._declared_rules())
+        return [
+            f"{row['operation']}: {_rule(row['amount'], row['limit_kind'])} here, "
+            + (
+                f"{_rule(row['stored_amount'], row['stored_limit_kind'])} in the database"
+                if row["stored"]
+                else "none in the database"
+            )
+            for row in rows
+        ]
+
     async def register_rules(self) -> int:
         """Records this app's operation rules (amounts and limits) where they differ from
         those in force, which create_entry() applies from then on. Returns how many
-        operations changed."""
-        operations = list(self.operations)
+        operations changed. Only `graphql-ledger migrate` calls it: a rule change then
+        happens once per release, never because an older process restarted."""
+        if not await self.rule_differences():
+            return 0  # the usual case, without holding up any write
         async with self.connection() as connection, connection.transaction():
+            # Waits for the writes in flight, and holds new ones until the change commits.
             await connection.execute("SELECT pg_advisory_xact_lock($1)", RULES_LOCK)
-            status = await connection.execute(
-                REGISTER_RULES,
-                [op.name for op in operations],
-                [op.amount for op in operations],
-                [op.limit.value if op.limit else None for op in operations],
-            )
+            status = await connection.execute(REGISTER_RULES, *self._declared_rules())
         return int(status.split()[-1])
 
     async def schema_revision(self) -> str | None:
@@ -324,10 +406,5 @@ class LedgerRepository:
             return revision
 
 
-def _failed_the_connection(error: BaseException, connection: asyncpg.Connection) -> bool:
-    """Whether the connection is no longer fit for the pool after `error`: it broke, or a
-    statement was abandoned half way (timed out or cancelled), leaving it in an unknown
-    state."""
-    return (
-        connection.is_closed() or isinstance(error, asyncio.CancelledError) or cannot_serve(error)
-    )
+def _rule(amount: int, limit_kind: str | None) -> str:
+    return f"{amount:+d} credits" + (f", limit {limit_kind}" if limit_kind else "")

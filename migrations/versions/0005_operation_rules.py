@@ -14,6 +14,10 @@ writer cannot pass another amount or skip a limit. A write holds the rules' advi
 takes effect between writes: no entry is dated after a rule it was not written with. It
 answers `required` (the credits an overdraft lacked) for InsufficientCredits.
 
+The previous signature, create_entry(owner, operation, amount, nonce, limit), stays for
+the processes of the previous release while a rollout replaces them: it calls the new one,
+so their amount and limit are ignored and the rules apply.
+
 operation_rules has no owner_id: it is a small catalogue read by every write, which Citus
 would keep as a reference table (copied to every node).
 
@@ -144,6 +148,25 @@ def upgrade() -> None:
             entry_amount := v_amount;
             entry_balance_after := current_balance;
         END
+        $$
+        """
+    )
+
+    # The old signature stays for processes of the previous release while a rollout
+    # replaces them: their amount and limit arguments are ignored, the rules apply.
+    op.execute(
+        """
+        CREATE FUNCTION create_entry(
+            p_owner_id text, p_operation text, p_amount integer, p_nonce text,
+            p_limit text DEFAULT NULL,
+            OUT outcome text, OUT entry_id bigint, OUT entry_operation text,
+            OUT entry_amount integer, OUT entry_balance_after integer,
+            OUT entry_created_on timestamptz, OUT current_balance integer,
+            OUT retry_after timestamptz
+        ) LANGUAGE sql AS $$
+            SELECT c.outcome, c.entry_id, c.entry_operation, c.entry_amount,
+                   c.entry_balance_after, c.entry_created_on, c.current_balance, c.retry_after
+              FROM create_entry(p_owner_id, p_operation, p_nonce) c
         $$
         """
     )
