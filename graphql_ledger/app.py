@@ -137,7 +137,6 @@ def create_app(
     )
     app.state.name = name
     app.state.schema_revision = head_revision()
-    app.state.ready_timeout = config.db_timeout
     return app
 
 

@@ -1,7 +1,6 @@
 """The `graphql-ledger` command: `serve`, `migrate`, `verify`, `export-schema` and `token`.
-Thin: it
-resolves each app's database (starting the embedded server when none is configured) and
-token key, and hands over to the app, auth, storage and schema modules."""
+Thin: it resolves each app's database (starting the embedded server when none is
+configured) and token key, and hands over to the app, auth, storage and schema modules."""
 
 import argparse
 import asyncio

@@ -568,3 +568,41 @@ def test_a_write_past_the_deadline_is_cancelled_in_postgresql_not_left_to_commit
         f" {took:.2f} s, its statement cancelled in PostgreSQL (nothing committed once the"
         f" lock went), the same nonce then applied once. verify: {summary}"
     )
+
+
+def test_a_statement_the_database_refuses_for_now_is_service_unavailable_not_masked(
+    new_database: Callable[..., str], owner: str
+) -> None:
+    """A lock timeout an operator set on the database (SQLSTATE 55P03), like a statement
+    timeout or a deadlock, rolls the call back whole: the client may retry it."""
+    url = new_database("lock_timeout")
+    [(name,)] = sql(url, "SELECT current_database()")
+    sql(url, f"ALTER DATABASE \"{name}\" SET lock_timeout = '200ms'")
+    env = clean_environment(HEALTHAI_DATABASE_URL=url)
+    with (
+        ServerProcess.uvicorn("healthai", env) as server,
+        httpx.Client(base_url=server.url(), headers=SERVICE, timeout=30) as http,
+    ):
+
+        def create(nonce: str) -> dict[str, Any]:
+            variables = {"input": {"ownerId": owner, "operation": "CREDIT_ADD", "nonce": nonce}}
+            response = http.post("/graphql", json={"query": CREATE_ENTRY, "variables": variables})
+            assert response.status_code == 200, response.text
+            body: dict[str, Any] = response.json()
+            return body
+
+        assert create("first")["data"]["createEntry"]["balanceAfter"] == 10
+        gate = Gate(url, f"SELECT 1 FROM balances WHERE owner_id = '{owner}' FOR UPDATE")
+        holder = threading.Thread(target=gate.hold)
+        holder.start()
+        assert gate.holding.wait(30)
+        refused = create("second")
+        gate.released.set()
+        holder.join(60)
+        assert refused["data"] is None
+        assert [e["extensions"]["code"] for e in refused["errors"]] == ["SERVICE_UNAVAILABLE"]
+        again = create("second")["data"]["createEntry"]
+        assert (again["__typename"], again["balanceAfter"]) == ("LedgerEntry", 20)
+        output = server.output()
+    assert "lock timeout" in output
+    assert '"level":"ERROR"' not in output, output

@@ -1,7 +1,7 @@
 """The only door to an app's ledger tables: one statement per unit of work, each on a
 pooled connection of its own, so concurrent resolvers of one request never share one. The
 rules themselves (locking, no overdraft, idempotency, amounts, limits) live in the
-database: create_entry() and the operation_rules the app registers.
+database: create_entry() and the operation_rules that `graphql-ledger migrate` records.
 
 Connections come from the SQLAlchemy engine's pool; the statements run on the asyncpg
 connection underneath, prepared once per connection. Every unit of work is a single
@@ -10,10 +10,11 @@ cost: measured, it was 40% of the CPU a balance read takes (see bench/README.md)
 
 When the database cannot serve (down, restarting, unreachable, a connection broken or a
 unit of work slower than `timeout`), the unit of work fails with StorageUnavailable within
-`timeout` seconds. A connection that failed as a connection leaves the pool, and so does
-one the server closed while it sat idle. A read that lost its connection is repeated once
-on another; a write never is, since nobody can tell whether it was applied: the caller
-repeats it with the same nonce, which the ledger makes safe.
+`timeout` seconds, and a statement it abandons is cancelled in PostgreSQL. A connection
+that failed as a connection leaves the pool, and so does one the server closed while it
+sat idle. A read that lost its connection is repeated once on another; a write never is,
+since nobody can tell whether it was applied: the caller repeats it with the same nonce,
+which the ledger makes safe.
 """
 
 import asyncio
