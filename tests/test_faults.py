@@ -20,7 +20,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -428,6 +428,29 @@ def blocked_backends(
     raise AssertionError(f"no {count} statements waited on the test's lock")
 
 
+@contextmanager
+def holding(url: str, statement: str) -> Iterator[None]:
+    """Holds the lock `statement` takes, in a transaction of the test's own, for the block."""
+    gate = Gate(url, statement)
+    holder = threading.Thread(target=gate.hold)
+    holder.start()
+    assert gate.holding.wait(30)
+    try:
+        yield
+    finally:
+        gate.released.set()
+        holder.join(60)
+
+
+def post_entry(http: httpx.Client, owner_id: str, operation: str, nonce: str) -> dict[str, Any]:
+    """The whole answer to one createEntry: data, or errors."""
+    variables = {"input": {"ownerId": owner_id, "operation": operation, "nonce": nonce}}
+    response = http.post("/graphql", json={"query": CREATE_ENTRY, "variables": variables})
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
 def test_a_connection_terminated_mid_request_fails_a_write_cleanly_and_repeats_a_read(
     new_database: Callable[..., str], owner: str, figures: Callable[[str], None]
 ) -> None:
@@ -439,11 +462,7 @@ def test_a_connection_terminated_mid_request_fails_a_write_cleanly_and_repeats_a
     ):
 
         def create(nonce: str) -> dict[str, Any]:
-            variables = {"input": {"ownerId": owner, "operation": "CREDIT_SPEND", "nonce": nonce}}
-            response = http.post("/graphql", json={"query": CREATE_ENTRY, "variables": variables})
-            assert response.status_code == 200, response.text
-            body: dict[str, Any] = response.json()
-            return body
+            return post_entry(http, owner, "CREDIT_SPEND", nonce)
 
         def in_thread(call: Callable[[], dict[str, Any]]) -> tuple[threading.Thread, list[Any]]:
             out: list[Any] = []
@@ -456,16 +475,11 @@ def test_a_connection_terminated_mid_request_fails_a_write_cleanly_and_repeats_a
 
         # A write: its statement waits on the owner's balance row, the test terminates
         # its backend. The client is told SERVICE_UNAVAILABLE; nothing was applied.
-        gate = Gate(url, f"SELECT 1 FROM balances WHERE owner_id = '{owner}' FOR UPDATE")
-        holder = threading.Thread(target=gate.hold)
-        holder.start()
-        assert gate.holding.wait(30)
-        writer, answers = in_thread(lambda: create("spend"))
-        [pid] = blocked_backends(url, 1)
-        sql(url, f"SELECT pg_terminate_backend({pid})")
-        writer.join(60)
-        gate.released.set()
-        holder.join(60)
+        with holding(url, f"SELECT 1 FROM balances WHERE owner_id = '{owner}' FOR UPDATE"):
+            writer, answers = in_thread(lambda: create("spend"))
+            [pid] = blocked_backends(url, 1)
+            sql(url, f"SELECT pg_terminate_backend({pid})")
+            writer.join(60)
         [answer] = answers
         assert answer["data"] is None
         assert [e["extensions"]["code"] for e in answer["errors"]] == ["SERVICE_UNAVAILABLE"]
@@ -481,18 +495,15 @@ def test_a_connection_terminated_mid_request_fails_a_write_cleanly_and_repeats_a
 
         # A read: it waits on a table lock, the test terminates its backend, and the
         # server repeats it once on another connection, which answers once the lock goes.
-        gate = Gate(url, "LOCK TABLE balances IN ACCESS EXCLUSIVE MODE")
-        holder = threading.Thread(target=gate.hold)
-        holder.start()
-        assert gate.holding.wait(30)
-        reader, answers = in_thread(
-            lambda: http.post("/graphql", json={"query": BALANCE, "variables": {"o": owner}}).json()
-        )
-        [pid] = blocked_backends(url, 1)
-        sql(url, f"SELECT pg_terminate_backend({pid})")
-        blocked_backends(url, 1, besides=(pid,))  # the repeat, on another connection
-        gate.released.set()
-        holder.join(60)
+        with holding(url, "LOCK TABLE balances IN ACCESS EXCLUSIVE MODE"):
+            reader, answers = in_thread(
+                lambda: http.post(
+                    "/graphql", json={"query": BALANCE, "variables": {"o": owner}}
+                ).json()
+            )
+            [pid] = blocked_backends(url, 1)
+            sql(url, f"SELECT pg_terminate_backend({pid})")
+            blocked_backends(url, 1, besides=(pid,))  # the repeat, on another connection
         reader.join(60)
         assert answers == [{"data": {"balance": {"ownerId": owner, "balance": 9}}}]
 
@@ -529,30 +540,21 @@ def test_a_write_past_the_deadline_is_cancelled_in_postgresql_not_left_to_commit
     ):
 
         def create(operation: str, nonce: str) -> dict[str, Any]:
-            variables = {"input": {"ownerId": owner, "operation": operation, "nonce": nonce}}
-            response = http.post("/graphql", json={"query": CREATE_ENTRY, "variables": variables})
-            assert response.status_code == 200, response.text
-            body: dict[str, Any] = response.json()
-            return body
+            return post_entry(http, owner, operation, nonce)
 
         assert create("CREDIT_ADD", "credit")["data"]["createEntry"]["balanceAfter"] == 10
-        gate = Gate(url, f"SELECT 1 FROM balances WHERE owner_id = '{owner}' FOR UPDATE")
-        holder = threading.Thread(target=gate.hold)
-        holder.start()
-        assert gate.holding.wait(30)
-        sent = time.monotonic()
-        answer = create("CREDIT_SPEND", "late")  # waits on the test's lock, past 1 s
-        took = time.monotonic() - sent
-        assert answer["data"] is None
-        assert [e["extensions"]["code"] for e in answer["errors"]] == ["SERVICE_UNAVAILABLE"]
-        assert took < 1 + 2, f"answered after {took:.1f} s"
-        # The server asked PostgreSQL to cancel the statement: nothing waits on the lock.
-        deadline = time.monotonic() + 10
-        while sql(url, BLOCKED) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert sql(url, BLOCKED) == []
-        gate.released.set()
-        holder.join(60)
+        with holding(url, f"SELECT 1 FROM balances WHERE owner_id = '{owner}' FOR UPDATE"):
+            sent = time.monotonic()
+            answer = create("CREDIT_SPEND", "late")  # waits on the test's lock, past 1 s
+            took = time.monotonic() - sent
+            assert answer["data"] is None
+            assert [e["extensions"]["code"] for e in answer["errors"]] == ["SERVICE_UNAVAILABLE"]
+            assert took < 1 + 2, f"answered after {took:.1f} s"
+            # The server had PostgreSQL cancel the statement: nothing waits on the lock.
+            deadline = time.monotonic() + 10
+            while sql(url, BLOCKED) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert sql(url, BLOCKED) == []
         time.sleep(0.5)  # a statement left running would commit now
         assert sql(url, "SELECT count(*) FROM entries WHERE nonce = 'late'") == [(0,)]
         # The client repeats it: applied once; the connection is back in service.
@@ -585,20 +587,11 @@ def test_a_statement_the_database_refuses_for_now_is_service_unavailable_not_mas
     ):
 
         def create(nonce: str) -> dict[str, Any]:
-            variables = {"input": {"ownerId": owner, "operation": "CREDIT_ADD", "nonce": nonce}}
-            response = http.post("/graphql", json={"query": CREATE_ENTRY, "variables": variables})
-            assert response.status_code == 200, response.text
-            body: dict[str, Any] = response.json()
-            return body
+            return post_entry(http, owner, "CREDIT_ADD", nonce)
 
         assert create("first")["data"]["createEntry"]["balanceAfter"] == 10
-        gate = Gate(url, f"SELECT 1 FROM balances WHERE owner_id = '{owner}' FOR UPDATE")
-        holder = threading.Thread(target=gate.hold)
-        holder.start()
-        assert gate.holding.wait(30)
-        refused = create("second")
-        gate.released.set()
-        holder.join(60)
+        with holding(url, f"SELECT 1 FROM balances WHERE owner_id = '{owner}' FOR UPDATE"):
+            refused = create("second")
         assert refused["data"] is None
         assert [e["extensions"]["code"] for e in refused["errors"]] == ["SERVICE_UNAVAILABLE"]
         again = create("second")["data"]["createEntry"]
