@@ -157,11 +157,6 @@ def verify(url: str) -> str:
     return summary
 
 
-def restarted(server: ServerProcess) -> ServerProcess:
-    """The same server (command, environment, port) started again."""
-    return ServerProcess(server.args, server.env, server.ports).start()
-
-
 # -- a server process killed mid-load ---------------------------------------------------
 
 CRASH_REQUESTS = 2000
@@ -220,7 +215,10 @@ def test_a_server_killed_mid_load_loses_nothing_and_applies_nothing_twice(
                     await asyncio.to_thread(first.process.wait)
                     while answered < CRASH_REQUESTS * 0.6:
                         await asyncio.sleep(0.01)
-                    stack.enter_context(await asyncio.to_thread(restarted, first))
+                    # The same command, environment and port, started again (and stopped
+                    # with the others).
+                    again = ServerProcess(first.args, first.env, first.ports)
+                    await asyncio.to_thread(stack.enter_context, again)
 
                 await asyncio.gather(crash(), *(one(*request) for request in load))
 

@@ -1,7 +1,7 @@
 -- Applied to the benchmark's database after the ledger's migrations and before PostGraphile
 -- starts. Idempotent, and a single statement (a DO block), so that any client can send it,
--- including drivers that prepare what they send (asyncpg). It creates no table and changes
--- none of the ledger's objects.
+-- including drivers that prepare what they send (asyncpg). It creates no table, and of the
+-- ledger's objects only drops the previous release's create_entry() signature (below).
 --
 -- PostGraphile 4 reads a single balance by primary key (`balanceByOwnerId`) and writes with
 -- the ledger's own create_entry() (`createEntry`: VOLATILE functions become mutations) with
@@ -19,5 +19,9 @@ BEGIN
     $$;
     COMMENT ON FUNCTION balances_by_owner_ids(text[]) IS
         E'@simpleCollections only\nBalances of the given owners (owners with no entry are absent).';
+    -- The previous release's create_entry() signature, kept for rolling deploys, overloads
+    -- the one `createEntry` maps to, and PostGraphile exposes no overloaded function (not
+    -- even with @omit on the other): the benchmark's own database has no previous release.
+    DROP FUNCTION IF EXISTS create_entry(text, text, integer, text, text);
 END
 $setup$;
