@@ -271,13 +271,15 @@ class LedgerRepository:
         limit is reached (LimitReached), or the balance would go negative
         (InsufficientCredits); a refusal writes nothing."""
         arguments = (owner_id, operation.name, nonce)
+        deadline = asyncio.get_running_loop().time() + self.timeout
         try:
-            row = await self._create_entry(arguments)
+            row = await self._create_entry(arguments, deadline)
         except asyncpg.UniqueViolationError as error:
             if error.constraint_name not in _RACE_KEYS:
                 raise
-            # Lost a race; the winner has committed, so the same call now answers from it.
-            row = await self._create_entry(arguments)
+            # Lost a race; the winner has committed, so the same call now answers from it
+            # (the first call rolled back whole: repeating it cannot apply it twice).
+            row = await self._create_entry(arguments, deadline)
         outcome = row["outcome"]
         if outcome == "insufficient_credits":
             return InsufficientCredits(balance=row["current_balance"], required=row["required"])
@@ -286,8 +288,8 @@ class LedgerRepository:
         entry = self._entry(row, owner_id, nonce, replayed=outcome != "created")
         return NonceConflict(existing=entry) if outcome == "nonce_conflict" else entry
 
-    async def _create_entry(self, arguments: tuple[Any, ...]) -> asyncpg.Record:
-        async with self.connection() as connection:
+    async def _create_entry(self, arguments: tuple[Any, ...], deadline: float) -> asyncpg.Record:
+        async with self.connection(deadline) as connection:
             row: asyncpg.Record = await connection.fetchrow(CREATE_ENTRY, *arguments)
             return row
 
