@@ -6,6 +6,7 @@ keep the GraphQL error shape."""
 
 import logging
 import time
+import urllib.parse
 import uuid
 from typing import Any, NamedTuple, cast
 
@@ -63,7 +64,12 @@ def _request_id(request: Request) -> str:
 
 
 def _get_parameters(request: Request) -> dict[str, Any]:
-    """A GET request's query string as the JSON body it stands for."""
+    """A GET request's query string as the JSON body it stands for. Bytes that are not
+    UTF-8 are refused, as in a POST body (decoding would turn them into U+FFFD)."""
+    try:
+        urllib.parse.unquote_to_bytes(request.scope["query_string"]).decode()
+    except UnicodeDecodeError:
+        raise HTTPException(400, "the query string is not UTF-8") from None
     parameters: dict[str, Any] = dict(request.query_params)
     for name in ("variables", "extensions"):
         if name in parameters:

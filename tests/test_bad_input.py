@@ -425,10 +425,19 @@ QUERY_ARGUMENTS = [
     Case(
         "get-query-invalid-utf8",
         b"",
-        GraphQLFailure("GRAPHQL_PARSE_FAILED", "Syntax Error: Unexpected character: U+FFFD."),
+        Refused(400, "BAD_REQUEST", "the query string is not UTF-8"),
         headers={},
         method="GET",
         path="/graphql?query=%FF%7B+__typename+%7D",
+    ),
+    Case(
+        "get-variables-invalid-utf8",
+        b"",
+        Refused(400, "BAD_REQUEST", "the query string is not UTF-8"),
+        headers={},
+        method="GET",
+        path="/graphql?query=query(%24o%3A+ID!)+%7B+balance(ownerId%3A+%24o)+%7B+balance+%7D+%7D"
+        "&variables=%7B%22o%22%3A%22%FF%22%7D",
     ),
     Case(
         "authorization-garbage-bytes",
