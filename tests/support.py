@@ -22,6 +22,9 @@ from graphql_ledger.storage import create_engine
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# The `graphql-ledger` command of the environment the tests run in.
+CLI = Path(sys.executable).parent / "graphql-ledger"
+
 # The HS256 secret every test server is configured with (LEDGER_JWT_SECRET).
 TEST_SECRET = "test-secret-of-the-graphql-ledger-suite"
 
@@ -49,6 +52,7 @@ mutation CreateEntry($input: CreateEntryInput!) {{
     ... on InsufficientCredits {{ balance required }}
     ... on NonceConflict {{ existing {{ {ENTRY_FIELDS} }} }}
     ... on InvalidInput {{ field }}
+    ... on LimitReached {{ retryAfter }}
   }}
 }}
 """
@@ -217,3 +221,20 @@ def _answers_graphql(port: int) -> bool:
     except httpx.TransportError:
         return False
     return response.status_code in (200, 401)
+
+
+def verify_books(app: str, url: str) -> str:
+    """`graphql-ledger verify APP` on the app's database, as an operator runs it: the books
+    must balance. Returns its summary line."""
+    done = subprocess.run(
+        [str(CLI), "verify", app],
+        env=clean_environment(**{f"{app.upper()}_DATABASE_URL": url}),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    summary = done.stdout.strip()
+    assert summary.startswith(f"{app}: the books balance: "), summary
+    return summary

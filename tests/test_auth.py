@@ -7,12 +7,10 @@ import hmac
 import json
 import logging
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
@@ -27,6 +25,7 @@ from graphql_ledger import Settings, create_app
 from healthai.operations import HealthAIOperation
 from tests.support import (
     BALANCE,
+    CLI,
     CREATE_ENTRY,
     ROOT,
     TEST_SECRET,
@@ -37,7 +36,6 @@ from tests.support import (
     user_headers,
 )
 
-CLI = Path(sys.executable).parent / "graphql-ledger"
 WS = {"subprotocols": ["graphql-transport-ws"]}
 
 

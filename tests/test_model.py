@@ -22,7 +22,14 @@ from starlette.testclient import TestClient
 
 from graphql_ledger import Limit, Settings, create_app
 from healthai.operations import HealthAIOperation
-from tests.support import ENTRY_FIELDS, ROOT, TEST_SECRET, service_headers, sql, user_headers
+from tests.support import (
+    CREATE_ENTRY,
+    ROOT,
+    TEST_SECRET,
+    service_headers,
+    sql,
+    user_headers,
+)
 
 # Hypothesis keeps its caches (the unicode tables behind st.characters) out of the tree.
 set_hypothesis_home_dir(ROOT / ".cache" / "hypothesis")
@@ -35,19 +42,6 @@ SETTINGS = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 
-CREATE_ENTRY = f"""
-mutation CreateEntry($input: CreateEntryInput!) {{
-  createEntry(input: $input) {{
-    __typename
-    ... on LedgerEntry {{ {ENTRY_FIELDS} }}
-    ... on LedgerError {{ code message }}
-    ... on InsufficientCredits {{ balance required }}
-    ... on NonceConflict {{ existing {{ {ENTRY_FIELDS} }} }}
-    ... on InvalidInput {{ field }}
-    ... on LimitReached {{ retryAfter }}
-  }}
-}}
-"""
 
 BALANCES = "query($ids: [ID!]!) { balances(ownerIds: $ids) { ownerId balance lastUpdated } }"
 

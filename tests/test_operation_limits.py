@@ -21,7 +21,7 @@ from starlette.testclient import TestClient
 from graphql_ledger import LedgerOperation, Limit, Settings, create_app, credits, shared
 from graphql_ledger.storage import create_engine
 from tests.support import (
-    ENTRY_FIELDS,
+    CREATE_ENTRY,
     TEST_SECRET,
     ServerProcess,
     clean_environment,
@@ -29,17 +29,6 @@ from tests.support import (
     sql,
     user_headers,
 )
-
-CREATE_ENTRY = f"""
-mutation CreateEntry($input: CreateEntryInput!) {{
-  createEntry(input: $input) {{
-    __typename
-    ... on LedgerEntry {{ {ENTRY_FIELDS} }}
-    ... on LedgerError {{ code message }}
-    ... on LimitReached {{ retryAfter }}
-  }}
-}}
-"""
 
 
 def create_entry(

@@ -25,7 +25,6 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 import asyncpg
 import pytest
@@ -33,10 +32,8 @@ from sqlalchemy.engine import make_url
 
 from graphql_ledger.storage import display_url, head_revision
 from graphql_ledger.storage.repository import REGISTER_RULES, RULES_LOCK
-from tests.support import ROOT, clean_environment, free_port, sql
+from tests.support import CLI, ROOT, clean_environment, free_port, sql
 from travelai.operations import TravelAIOperation
-
-CLI = Path(sys.executable).parent / "graphql-ledger"
 
 # The command in-process behind a wrapper that prints its peak resident set size (KiB):
 # VmHWM, the high-water mark of this process image alone. (getrusage's ru_maxrss is no

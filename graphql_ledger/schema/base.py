@@ -111,18 +111,14 @@ class LedgerSchema(strawberry.Schema):
         """Unexpected errors go to the log with their cause, an unavailable database as a
         warning; expected ones are the client's business and stay out of it."""
         for error in errors:
+            path = ".".join(str(key) for key in error.path or ())
             if is_unavailable(error):
-                logger.warning(
-                    "operation %s at %s: %s",
-                    operation_name,
-                    ".".join(str(key) for key in error.path or ()),
-                    error.original_error,
-                )
+                logger.warning("operation %s at %s: %s", operation_name, path, error.original_error)
             elif is_unexpected(error):
                 logger.error(
                     "unexpected error in operation %s at %s: %s",
                     operation_name,
-                    ".".join(str(key) for key in error.path or ()),
+                    path,
                     error.message,
                     exc_info=error.original_error,
                 )

@@ -28,6 +28,11 @@ __all__ = [
 # too many connections, or a server that has become a read-only standby (a failover).
 _UNREACHABLE_SQLSTATES = ("08", "28", "3D", "57P", "53300", "25006")
 
+# SQLSTATEs of a statement the database refused for now, on a connection still fine: out of
+# resources (disk, memory), cancelled (statement_timeout, an administrator, a pooler), a
+# lock timeout, a deadlock or serialization failure. Each rolled the statement back whole.
+_TRANSIENT_SQLSTATES = ("53", "57014", "55P03", "40001", "40P01")
+
 
 class DatabaseUnreachable(Exception):
     """The database cannot be reached; the message names it with the password masked."""
@@ -53,12 +58,11 @@ class StorageUnavailable(Exception):
     """The database cannot serve the request now: it is down or unreachable, restarting,
     out of connections, slower than the configured timeout, or the connection broke in
     the middle. A write that ends so may or may not have been applied; repeating it with
-    the same nonce is safe. `timed_out` says the deadline passed; `lost`, that a connection
-    broke while in use (so a read may be repeated on another)."""
+    the same nonce is safe. `lost` says a connection broke while in use (so a read may be
+    repeated on another)."""
 
-    def __init__(self, reason: str, *, timed_out: bool = False, lost: bool = False) -> None:
+    def __init__(self, reason: str, *, lost: bool = False) -> None:
         super().__init__(reason)
-        self.timed_out = timed_out
         self.lost = lost
 
 
@@ -80,6 +84,15 @@ def cannot_serve(error: BaseException) -> bool:
         return True
     return isinstance(cause, asyncpg.PostgresError) and cause.sqlstate.startswith(
         _UNREACHABLE_SQLSTATES
+    )
+
+
+def refused_for_now(error: BaseException) -> bool:
+    """Whether the database refused a statement for now (see _TRANSIENT_SQLSTATES), leaving
+    the connection fit for use: worth repeating later."""
+    cause = _cause(error)
+    return isinstance(cause, asyncpg.PostgresError) and cause.sqlstate.startswith(
+        _TRANSIENT_SQLSTATES
     )
 
 

@@ -38,7 +38,7 @@ from graphql_ledger.ledger import (
     NonceConflict,
 )
 from graphql_ledger.operations import LedgerOperation
-from graphql_ledger.storage.database import StorageUnavailable, cannot_serve
+from graphql_ledger.storage.database import StorageUnavailable, cannot_serve, refused_for_now
 from graphql_ledger.storage.feed import BalanceUpdate
 
 __all__ = ["LedgerRepository"]
@@ -145,11 +145,6 @@ BALANCES_AT = """
 # the same nonce, or the same limited operation, first: the call is then repeated once.
 _RACE_KEYS = frozenset({"entries_owner_nonce_key", "entries_owner_limit_key"})
 
-# SQLSTATEs of a statement the database refused for now, on a connection still fine: out of
-# resources (disk, memory), cancelled (statement_timeout, an administrator, a pooler), a
-# lock timeout, a deadlock or serialization failure. Each rolled the call back whole.
-_TRANSIENT_SQLSTATES = ("53", "57014", "55P03", "40001", "40P01")
-
 
 class LedgerRepository:
     """Reads and writes one app's ledger; each unit of work takes at most `timeout` seconds,
@@ -193,9 +188,7 @@ class LedgerRepository:
                         raise StorageUnavailable(
                             f"the connection to the database failed: {error!r}", lost=True
                         ) from error
-                    if isinstance(error, asyncpg.PostgresError) and error.sqlstate.startswith(
-                        _TRANSIENT_SQLSTATES
-                    ):
+                    if refused_for_now(error):
                         raise StorageUnavailable(f"the database refused: {error!r}") from error
                     raise
                 finally:
@@ -205,10 +198,10 @@ class LedgerRepository:
             raise
         except TimeoutError as error:
             raise StorageUnavailable(
-                f"the database did not answer within {self.timeout:g} s", timed_out=True
+                f"the database did not answer within {self.timeout:g} s"
             ) from error
         except PoolTimeout as error:
-            raise StorageUnavailable("no free database connection", timed_out=True) from error
+            raise StorageUnavailable("no free database connection") from error
         except Exception as error:
             if not cannot_serve(error):
                 raise
