@@ -7,9 +7,17 @@ from dataclasses import dataclass
 from graphql_ledger.ledger import OperationNotAllowed
 from graphql_ledger.operations import LedgerOperation
 
-__all__ = ["SERVICE_SCOPE", "Principal"]
+__all__ = ["SERVICE_SCOPE", "NotPermitted", "Principal"]
 
 SERVICE_SCOPE = "ledger:service"
+
+
+class NotPermitted(Exception):
+    """The caller may not read what it asked for. The message reveals nothing of the owner
+    it asked about."""
+
+    def __init__(self, message: str = "this token may only read its own owner") -> None:
+        super().__init__(message)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,13 +1,14 @@
 """One ledger app as an ASGI application: Starlette routing for /graphql (HTTP and
-WebSocket), CORS, the database's and the token key's lifecycle. The schema comes from
-`schema.build_schema`, the endpoint from `view.LedgerGraphQL`; the configuration is read
-once, when the app is made."""
+WebSocket) and the operator's endpoints, the middleware every request passes (request id,
+body limit, access log, CORS), and the lifecycle of the database, the live balance feed and
+the token key. The schema comes from `schema.build_schema`, the endpoint from
+`view.LedgerGraphQL`; the configuration is read once, when the app is made."""
 
 import asyncio
 import dataclasses
 import logging
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
@@ -23,6 +24,7 @@ from graphql_ledger.health import metrics as metrics_endpoint
 from graphql_ledger.ledger import Entry, EntryOutcome
 from graphql_ledger.logs import configure_logging
 from graphql_ledger.metrics import LedgerMetrics
+from graphql_ledger.middleware import AccessLog, BodyLimit, RequestId
 from graphql_ledger.operations import LedgerOperation
 from graphql_ledger.schema import QueryLimits, build_schema
 from graphql_ledger.storage import (
@@ -56,73 +58,13 @@ def create_app(
     if settings is None:  # this process is the app's: its logs are the app's too
         settings = Settings.from_env()
         configure_logging(settings.log_format)
-    config = settings
-    schema = build_schema(operations, QueryLimits.of(config))
     graphiql = GraphiQLAssets()
     graphql = LedgerGraphQL(
-        schema,
-        max_body_bytes=config.max_body_bytes,
-        max_websockets=config.max_websockets,
-        max_subscriptions=config.max_subscriptions,
+        build_schema(operations, QueryLimits.of(settings)),
+        max_websockets=settings.max_websockets,
+        max_subscriptions=settings.max_subscriptions,
         graphiql=graphiql,
     )
-
-    @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        serving = config
-        url = config.configured_database_url(name)
-        embedded = None
-        if url is None:
-            # Development without a configured database: the embedded server, migrated here
-            # because nobody else will (a configured database is migrated by
-            # `graphql-ledger migrate`, never by the app), with the development token
-            # secret unless a key is configured.
-            embedded = await asyncio.to_thread(EmbeddedPostgres(config.data_dir).start)
-            url = embedded.url(name)
-            await migrate(url, operations)
-            if config.auth and not config.token_key_configured:
-                secret = development_secret(config.data_dir)
-                serving = dataclasses.replace(config, jwt_secret=secret)
-        app.state.authenticator = authenticator_for(serving, name)
-        engine = create_engine(
-            url,
-            pool_size=config.pool_size,
-            timeout=config.pool_timeout,
-            statement_cache=config.statement_cache,
-        )
-        app.state.repository = repository = LedgerRepository(
-            engine, operations, timeout=config.db_timeout
-        )
-        app.state.feed = feed = BalanceFeed(
-            engine,
-            repository.newest_balances,
-            listen_url=config.listen_database_url(name, url),
-            buffer=config.subscription_buffer,
-        )
-        app.state.metrics = metrics = LedgerMetrics(name, pool_status(engine))
-        app.state.observe_outcome = counting(metrics)
-        await feed.start()
-        logger.info("%s serves the ledger in %s", name, display_url(url))
-        try:
-            yield
-        finally:
-            await feed.stop()
-            await engine.dispose()
-            logger.info("%s stopped", name)
-            if embedded is not None:
-                await asyncio.to_thread(embedded.stop)
-
-    middleware = []
-    if config.cors_origins:
-        middleware.append(
-            Middleware(
-                CORSMiddleware,
-                allow_origins=list(config.cors_origins),
-                allow_methods=["GET", "POST"],
-                allow_headers=["Authorization", "Content-Type"],
-                max_age=600,
-            )
-        )
     app = Starlette(
         routes=[
             Route("/graphql", graphql),
@@ -132,12 +74,91 @@ def create_app(
             Route("/readyz", readyz),
             Route("/metrics", metrics_endpoint),
         ],
-        middleware=middleware,
-        lifespan=lifespan,
+        middleware=_middleware(settings),
+        lifespan=_lifespan(name, operations, settings),
     )
     app.state.name = name
     app.state.schema_revision = head_revision()
     return app
+
+
+def _middleware(settings: Settings) -> list[Middleware]:
+    """Outermost first: the request id reaches every response, the access log times and
+    counts everything inside it, refusals of the body limit included."""
+    middleware = [
+        Middleware(RequestId),
+        Middleware(AccessLog),
+        Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
+    ]
+    if settings.cors_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(settings.cors_origins),
+                allow_methods=["GET", "POST"],
+                allow_headers=["Authorization", "Content-Type"],
+                max_age=600,
+            )
+        )
+    return middleware
+
+
+def _lifespan(
+    name: str, operations: type[LedgerOperation], settings: Settings
+) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
+    """The app's lifespan: its database (the embedded one when none is configured), token
+    key, repository, balance feed and metrics, opened at start and closed at stop."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            url, serving = await _database(stack, name, operations, settings)
+            app.state.authenticator = authenticator_for(serving, name)
+            engine = create_engine(
+                url,
+                pool_size=settings.pool_size,
+                timeout=settings.pool_timeout,
+                statement_cache=settings.statement_cache,
+            )
+            stack.push_async_callback(engine.dispose)
+            app.state.repository = repository = LedgerRepository(
+                engine, operations, timeout=settings.db_timeout
+            )
+            app.state.feed = feed = BalanceFeed(
+                engine,
+                repository.newest_balances,
+                listen_url=settings.listen_database_url(name, url),
+                buffer=settings.subscription_buffer,
+            )
+            app.state.metrics = metrics = LedgerMetrics(name, pool_status(engine))
+            app.state.observe_outcome = counting(metrics)
+            await feed.start()
+            stack.push_async_callback(feed.stop)
+            logger.info("%s serves the ledger in %s", name, display_url(url))
+            yield
+        logger.info("%s stopped", name)
+
+    return lifespan
+
+
+async def _database(
+    stack: AsyncExitStack, name: str, operations: type[LedgerOperation], settings: Settings
+) -> tuple[str, Settings]:
+    """The app's database URL and the settings it serves with. Without a configured
+    database: the embedded server (stopped with the app), migrated here because nobody
+    else will (a configured database is migrated by `graphql-ledger migrate`, never by the
+    app), with the development token secret unless a key is configured."""
+    url = settings.configured_database_url(name)
+    if url is not None:
+        return url, settings
+    embedded = await asyncio.to_thread(EmbeddedPostgres(settings.data_dir).start)
+    stack.push_async_callback(asyncio.to_thread, embedded.stop)
+    url = embedded.url(name)
+    await migrate(url, operations)
+    if settings.auth and not settings.token_key_configured:
+        secret = development_secret(settings.data_dir)
+        settings = dataclasses.replace(settings, jwt_secret=secret)
+    return url, settings
 
 
 def pool_status(engine: AsyncEngine) -> Callable[[], tuple[int, int]]:

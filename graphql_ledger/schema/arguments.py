@@ -4,6 +4,9 @@ BadUserInput that names the argument, and nothing is read."""
 import dataclasses
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TypeVar
+
+from strawberry import UNSET
 
 from graphql_ledger import ledger
 from graphql_ledger.history import MAX_PAGE_SIZE, HistoryQuery, InvalidCursor
@@ -15,10 +18,19 @@ __all__ = [
     "checked_instant",
     "checked_owner_id",
     "checked_owner_ids",
+    "given",
     "history_query",
 ]
 
 MAX_BALANCES_PER_QUERY = 100
+
+T = TypeVar("T")
+
+
+def given(value: T | None) -> T | None:
+    """An optional argument's value; None when the client left it out (UNSET, which keeps
+    Strawberry from printing `= null` defaults into the SDL) or sent null."""
+    return None if value is UNSET else value
 
 
 def checked_owner_id(owner_id: str, argument: str = "ownerId") -> str:

@@ -1,18 +1,21 @@
-"""What the resolvers of one request (or one WebSocket connection) share: the caller, the
-repository, and DataLoaders that gather every read of a kind into one SQL statement."""
+"""What the resolvers of one request (or one WebSocket connection) share: the caller's
+`Ledger` (the use cases), DataLoaders that gather every read of a kind into one call, and
+where the executor reports each operation."""
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from strawberry.dataloader import DataLoader
 
-from graphql_ledger.access import Principal
+from graphql_ledger.access import NotPermitted, Principal
 from graphql_ledger.history import HistoryPage, HistoryQuery
 from graphql_ledger.ledger import EntryOutcome
-from graphql_ledger.schema.errors import Forbidden
+from graphql_ledger.operations import LedgerOperation
+from graphql_ledger.schema.base import OperationRecord
 from graphql_ledger.schema.types import Balance
+from graphql_ledger.services import Ledger
 from graphql_ledger.storage import BalanceFeed, LedgerRepository
 
 __all__ = ["LedgerContext"]
@@ -22,8 +25,9 @@ __all__ = ["LedgerContext"]
 class LedgerContext:
     """`principal` is None on a WebSocket until its connection_init authenticates it with
     `authenticate` (the transport's token check); Strawberry fills `connection_params`
-    with that message's payload. `feed` serves subscriptions (WebSocket only);
-    `observe` hears every createEntry outcome (the app counts them in its metrics).
+    with that message's payload. `feed` serves subscriptions (WebSocket only); `observe`
+    hears every createEntry outcome and `record` every operation (the app logs and counts
+    them).
 
     The DataLoaders batch but do not cache: a WebSocket connection keeps one context for
     all its operations, and a cached balance would go stale. Within one request the keys
@@ -31,58 +35,52 @@ class LedgerContext:
 
     repository: LedgerRepository
     principal: Principal | None
-    balances: DataLoader[tuple[str, ...], list[Balance]]
-    balances_at: DataLoader[tuple[str, datetime], Balance]
-    entry_pages: DataLoader[HistoryQuery, HistoryPage]
     authenticate: Callable[[str | None], Principal] | None = None
     feed: BalanceFeed | None = None
     observe: Callable[[EntryOutcome], None] | None = None
+    record: Callable[[OperationRecord], None] | None = None
     connection_params: dict[str, Any] | None = None
+    balances: DataLoader[tuple[str, ...], list[Balance]] = field(init=False)
+    balances_at: DataLoader[tuple[str, datetime], Balance] = field(init=False)
+    entry_pages: DataLoader[HistoryQuery, HistoryPage] = field(init=False)
 
-    @classmethod
-    def for_request(
-        cls,
-        repository: LedgerRepository,
-        principal: Principal | None,
-        authenticate: Callable[[str | None], Principal] | None = None,
-        feed: BalanceFeed | None = None,
-        observe: Callable[[EntryOutcome], None] | None = None,
-    ) -> "LedgerContext":
+    def __post_init__(self) -> None:
         async def load_balances(requests: list[tuple[str, ...]]) -> list[list[Balance]]:
             # A key is every id one field asks for (one for `balance`, all of a `balances`
             # list): one future per field rather than per owner (measured: per-owner
             # futures were most of the cost of 50 balances), one statement for all fields.
-            found = {
-                b.owner_id: Balance.of(b)
-                for b in await repository.balances_of(list({o for r in requests for o in r}))
-            }
+            owners = list({owner_id for request in requests for owner_id in request})
+            found = {b.owner_id: Balance.of(b) for b in await self.ledger.balances(owners)}
             return [[found[owner_id] for owner_id in request] for request in requests]
 
         async def load_balances_at(requests: list[tuple[str, datetime]]) -> list[Balance]:
-            return [Balance.of(b) for b in await repository.balances_at(requests)]
+            return [Balance.of(b) for b in await self.ledger.balances_at(requests)]
 
-        return cls(
-            repository=repository,
-            principal=principal,
-            balances=DataLoader(load_fn=load_balances, cache=False),
-            balances_at=DataLoader(load_fn=load_balances_at, cache=False),
-            entry_pages=DataLoader(load_fn=repository.entry_pages, cache=False),
-            authenticate=authenticate,
-            feed=feed,
-            observe=observe,
-        )
+        async def load_pages(queries: list[HistoryQuery]) -> list[HistoryPage]:
+            return await self.ledger.history(queries)
+
+        self.balances = DataLoader(load_fn=load_balances, cache=False)
+        self.balances_at = DataLoader(load_fn=load_balances_at, cache=False)
+        self.entry_pages = DataLoader(load_fn=load_pages, cache=False)
+
+    @property
+    def ledger(self) -> Ledger:
+        """The use cases, as the authenticated caller."""
+        if self.principal is None:  # the transport authenticates before any operation
+            raise NotPermitted("not authenticated")
+        return Ledger(self.repository, self.principal)
 
     async def balances_of(self, *owner_ids: str) -> list[Balance]:
-        """The balances of `owner_ids`, read with every other balance field of the request."""
+        """The balances of `owner_ids`, read with every other balance field of the
+        request, once the caller may read them all."""
+        self.ledger.check_may_read(*owner_ids)
         return await self.balances.load(owner_ids)
 
-    def caller(self) -> Principal:
-        if self.principal is None:  # the transport authenticates before any operation
-            raise Forbidden("not authenticated")
-        return self.principal
-
-    def check_may_read(self, *owner_ids: str) -> None:
-        """Raises Forbidden unless the caller may read every one of `owner_ids`."""
-        caller = self.caller()
-        if not all(caller.may_read(owner_id) for owner_id in owner_ids):
-            raise Forbidden()
+    async def create_entry(
+        self, owner_id: str, operation: LedgerOperation, nonce: str
+    ) -> EntryOutcome:
+        """createEntry's use case; its outcome is observed (metrics) whatever it is."""
+        outcome = await self.ledger.create_entry(owner_id, operation, nonce)
+        if self.observe is not None:
+            self.observe(outcome)
+        return outcome

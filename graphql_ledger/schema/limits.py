@@ -25,14 +25,7 @@ from graphql import (
     SelectionSetNode,
     ValidationContext,
 )
-from strawberry.extensions import (
-    AddValidationRules,
-    DisableIntrospection,
-    MaxTokensLimiter,
-    ParserCache,
-    SchemaExtension,
-    ValidationCache,
-)
+from strawberry.extensions import DisableIntrospection
 from strawberry.schema.config import StrawberryConfig
 
 from graphql_ledger.config import Settings
@@ -75,17 +68,6 @@ class QueryLimits:
         if not self.introspection:
             rules += DisableIntrospection().validation_rules
         return tuple(rules)
-
-    def extensions(self) -> list[Callable[[], SchemaExtension]]:
-        """The same limits as Strawberry extensions, for the operations Strawberry's own
-        pipeline runs (those on WebSocket). Factories, not instances: an extension
-        instance holds one request's state."""
-        return [
-            functools.partial(AddValidationRules, list(self.validation_rules)),
-            functools.partial(MaxTokensLimiter, max_token_count=self.max_tokens),
-            functools.partial(ParserCache, maxsize=CACHED_DOCUMENTS),
-            functools.partial(ValidationCache, maxsize=CACHED_DOCUMENTS),
-        ]
 
     def config(self) -> StrawberryConfig:
         # Suggestions ("Did you mean ...?") would give away the schema introspection hides.

@@ -1,0 +1,148 @@
+"""The Query type of one app, and `Owner`: each resolver checks its arguments, then reads
+through the request's DataLoaders, which call the caller's `Ledger`.
+
+This module must not use `from __future__ import annotations` (see `entries.py`).
+"""
+
+from datetime import datetime
+from typing import Annotated, Any, Optional
+
+import strawberry
+from strawberry import UNSET
+
+from graphql_ledger import history
+from graphql_ledger.operations import LedgerOperation
+from graphql_ledger.schema import arguments
+from graphql_ledger.schema.arguments import given
+from graphql_ledger.schema.context import LedgerContext
+from graphql_ledger.schema.entries import EntryTypes
+from graphql_ledger.schema.types import Balance
+
+__all__ = ["query_type"]
+
+Since = Annotated[
+    Optional[datetime],  # noqa: UP045
+    strawberry.argument(description="Only entries created at or after this instant."),
+]
+Until = Annotated[
+    Optional[datetime],  # noqa: UP045
+    strawberry.argument(description="Only entries created at or before this instant."),
+]
+First = Annotated[
+    Optional[int],  # noqa: UP045
+    strawberry.argument(description=f"Page size, 1 to {history.MAX_PAGE_SIZE}."),
+]
+After = Annotated[
+    Optional[str],  # noqa: UP045
+    strawberry.argument(description="endCursor of the previous page."),
+]
+
+
+def query_type(types: EntryTypes) -> type:
+    """The app's Query type."""
+    operations = types.operations
+    Connection = types.LedgerEntryConnection
+    OperationInfo = types.OperationInfo
+    OperationFilter = Annotated[
+        Optional[LedgerOperation],  # noqa: UP045
+        strawberry.argument(
+            graphql_type=Optional[operations],  # noqa: UP045
+            description="Only entries of this operation.",
+        ),
+    ]
+
+    async def entries_page(
+        info: strawberry.Info,
+        owner_id: str,
+        first: int | None,
+        after: str | None,
+        operation: LedgerOperation | None,
+        since: datetime | None,
+        until: datetime | None,
+    ) -> Any:
+        query = arguments.history_query(
+            owner_id, first, given(after), given(operation), given(since), given(until)
+        )
+        context: LedgerContext = info.context
+        context.ledger.check_may_read(query.owner_id)
+        return Connection.of(query, await context.entry_pages.load(query))
+
+    @strawberry.type(description="An owner: its balance and its history.")
+    class Owner:
+        id: strawberry.ID
+
+        @strawberry.field(description="0 for an owner with no entries.")
+        async def balance(self, info: strawberry.Info) -> int:
+            [balance] = await info.context.balances_of(self.id)
+            return balance.balance
+
+        @strawberry.field(description="createdOn of the newest entry; null when none.")
+        async def last_updated(self, info: strawberry.Info) -> datetime | None:
+            [balance] = await info.context.balances_of(self.id)
+            return balance.last_updated
+
+        @strawberry.field(description="The owner's entries, newest first.")
+        async def entries(
+            self,
+            info: strawberry.Info,
+            first: First = history.DEFAULT_PAGE_SIZE,
+            after: After = UNSET,
+            operation: OperationFilter = UNSET,
+            since: Since = UNSET,
+            until: Until = UNSET,
+        ) -> Connection:
+            return await entries_page(info, self.id, first, after, operation, since, until)
+
+    @strawberry.type
+    class Query:
+        @strawberry.field(
+            description="An owner's balance; with `at`, as it was right after the newest "
+            "entry created at or before that instant (0 before the first entry)."
+        )
+        async def balance(
+            self, info: strawberry.Info, owner_id: strawberry.ID, at: datetime | None = UNSET
+        ) -> Balance:
+            context: LedgerContext = info.context
+            owner_id = strawberry.ID(arguments.checked_owner_id(owner_id))
+            instant = arguments.checked_instant(given(at), "at")
+            if instant is None:
+                [balance] = await context.balances_of(owner_id)
+                return balance
+            context.ledger.check_may_read(owner_id)
+            return await context.balances_at.load((owner_id, instant))
+
+        @strawberry.field(
+            description="Several owners' balances, in the order asked; at most "
+            f"{arguments.MAX_BALANCES_PER_QUERY} ids."
+        )
+        async def balances(
+            self, info: strawberry.Info, owner_ids: list[strawberry.ID]
+        ) -> list[Balance]:
+            context: LedgerContext = info.context
+            return await context.balances_of(*arguments.checked_owner_ids(owner_ids))
+
+        @strawberry.field(description="Every operation of this app and its amount.")
+        def operations(self) -> list[OperationInfo]:
+            return [OperationInfo(operation=op, amount=op.amount) for op in operations]
+
+        @strawberry.field(description="An owner's entries, newest first.")
+        async def entries(
+            self,
+            info: strawberry.Info,
+            owner_id: strawberry.ID,
+            first: First = history.DEFAULT_PAGE_SIZE,
+            after: After = UNSET,
+            operation: OperationFilter = UNSET,
+            since: Since = UNSET,
+            until: Until = UNSET,
+        ) -> Connection:
+            return await entries_page(info, owner_id, first, after, operation, since, until)
+
+        @strawberry.field(description="An owner, to read its balance and history at once.")
+        def owner(self, info: strawberry.Info, id: strawberry.ID) -> Owner:
+            checked = arguments.checked_owner_id(id, "id")
+            context: LedgerContext = info.context
+            context.ledger.check_may_read(checked)
+            return Owner(id=strawberry.ID(checked))
+
+    return Query
