@@ -15,13 +15,34 @@ An app is its operation enum and one line::
     app = create_app("zooai", ZooAIOperation)
 
 Layers, each importing only those before it: operations and ledger (the domain), storage
-(PostgreSQL), schema (Strawberry), app (Starlette), cli.
+(PostgreSQL), services (the use cases), schema (Strawberry), app (Starlette), cli.
+
+Importing the domain (`graphql_ledger.operations`, as an app's enum does) loads no web or
+database library: `create_app`, `build_schema` and `Settings` are imported on first use.
 """
 
-from graphql_ledger.app import create_app
-from graphql_ledger.config import Settings
+from typing import TYPE_CHECKING, Any
+
 from graphql_ledger.operations import SHARED_AMOUNTS, LedgerOperation, Limit, credits, shared
-from graphql_ledger.schema import build_schema
+
+if TYPE_CHECKING:
+    from graphql_ledger.app import create_app
+    from graphql_ledger.config import Settings
+    from graphql_ledger.schema import build_schema
+
+_LAZY = {
+    "create_app": "graphql_ledger.app",
+    "Settings": "graphql_ledger.config",
+    "build_schema": "graphql_ledger.schema",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'graphql_ledger' has no attribute {name!r}")
 
 __all__ = [
     "SHARED_AMOUNTS",

@@ -44,10 +44,6 @@ class Position:
     created_on: datetime
     id: int
 
-    @classmethod
-    def of(cls, entry: Entry) -> "Position":
-        return cls(entry.created_on, entry.id)
-
 
 @dataclass(frozen=True, slots=True)
 class HistoryQuery:

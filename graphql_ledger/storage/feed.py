@@ -130,10 +130,6 @@ class BalanceFeed:
             if not self._followers[owner_id]:
                 del self._followers[owner_id]
 
-    @property
-    def follower_count(self) -> int:
-        return sum(len(followers) for followers in self._followers.values())
-
     async def _listen(self) -> None:
         backoff = 0.1
         while True:
