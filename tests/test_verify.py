@@ -31,7 +31,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from graphql_ledger.storage import display_url, head_revision
-from graphql_ledger.storage.repository import REGISTER_RULES, RULES_LOCK
+from graphql_ledger.storage.rules import REGISTER_RULES, RULES_LOCK
 from tests.support import CLI, ROOT, clean_environment, free_port, sql
 from travelai.operations import TravelAIOperation
 

@@ -11,7 +11,7 @@ from graphql_ledger.storage.database import (
 )
 from graphql_ledger.storage.embedded import EmbeddedPostgres
 from graphql_ledger.storage.feed import BalanceFeed, BalanceUpdate
-from graphql_ledger.storage.migrations import current_revision, head_revision, migrate
+from graphql_ledger.storage.migrations import head_revision, migrate
 from graphql_ledger.storage.repository import LedgerRepository
 
 __all__ = [
@@ -22,7 +22,6 @@ __all__ = [
     "LedgerRepository",
     "StorageUnavailable",
     "create_engine",
-    "current_revision",
     "display_url",
     "ensure_database",
     "head_revision",

@@ -5,17 +5,17 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.pool import NullPool
 
 from graphql_ledger.operations import LedgerOperation
+from graphql_ledger.storage.connections import Connections
 from graphql_ledger.storage.database import create_engine, ensure_database, reporting_unreachable
-from graphql_ledger.storage.repository import LedgerRepository
+from graphql_ledger.storage.rules import OperationRules
 
-__all__ = ["MIGRATIONS_DIR", "current_revision", "head_revision", "migrate"]
+__all__ = ["MIGRATIONS_DIR", "head_revision", "migrate"]
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 
@@ -41,11 +41,6 @@ def _upgrade(connection: Connection) -> None:
     command.upgrade(config, "head")
 
 
-def current_revision(connection: Connection) -> str | None:
-    """The revision the connected database is at, None before the first migration."""
-    return MigrationContext.configure(connection).get_current_revision()
-
-
 async def migrate(url: str | URL, operations: type[LedgerOperation] | None = None) -> None:
     """Creates the database if missing, upgrades it to head, and records `operations`'
     rules when given. Idempotent."""
@@ -62,6 +57,6 @@ async def migrate(url: str | URL, operations: type[LedgerOperation] | None = Non
         rules_engine = create_engine(url, pool_size=1)
         try:
             with reporting_unreachable(url):
-                await LedgerRepository(rules_engine, operations).register_rules()
+                await OperationRules(Connections(rules_engine), operations).record()
         finally:
             await rules_engine.dispose()

@@ -1,33 +1,16 @@
-"""The only door to an app's ledger tables: one statement per unit of work, each on a
-pooled connection of its own, so concurrent resolvers of one request never share one. The
-rules themselves (locking, no overdraft, idempotency, amounts, limits) live in the
-database: create_entry() and the operation_rules that `graphql-ledger migrate` records.
-
-Connections come from the SQLAlchemy engine's pool; the statements run on the asyncpg
-connection underneath, prepared once per connection. Every unit of work is a single
-statement in autocommit mode, so SQLAlchemy's statement layer would add nothing but
-cost: measured, it was 40% of the CPU a balance read takes (see bench/README.md).
-
-When the database cannot serve (down, restarting, unreachable, a connection broken or a
-unit of work slower than `timeout`), the unit of work fails with StorageUnavailable within
-`timeout` seconds, and a statement it abandons is cancelled in PostgreSQL. A connection
-that failed as a connection leaves the pool, and so does one the server closed while it
-sat idle. A read that lost its connection is repeated once on another; a write never is,
-since nobody can tell whether it was applied: the caller repeats it with the same nonce,
-which the ledger makes safe.
+"""The ledger's statements: the only door to an app's ledger tables, one statement per unit
+of work (`connections.py` gives each its pooled connection and its deadline). The rules
+themselves (locking, no overdraft, idempotency, amounts, limits) live in the database:
+create_entry() and the operation_rules that `graphql-ledger migrate` records (`rules.py`).
 """
 
 import asyncio
-import logging
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import asyncpg
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.pool import PoolProxiedConnection
 
 from graphql_ledger.history import HistoryPage, HistoryQuery
 from graphql_ledger.ledger import (
@@ -38,54 +21,17 @@ from graphql_ledger.ledger import (
     NonceConflict,
 )
 from graphql_ledger.operations import LedgerOperation
-from graphql_ledger.storage.database import StorageUnavailable, cannot_serve, refused_for_now
+from graphql_ledger.storage.connections import Connections
 from graphql_ledger.storage.feed import BalanceUpdate
+from graphql_ledger.storage.rules import OperationRules
 
 __all__ = ["LedgerRepository"]
-
-logger = logging.getLogger(__name__)
 
 CREATE_ENTRY = """
     SELECT outcome, entry_id AS id, entry_operation AS operation, entry_amount AS amount,
            entry_balance_after AS balance_after, entry_created_on AS created_on,
            current_balance, retry_after, required
       FROM create_entry($1, $2, $3)
-"""
-
-# An operation's rules as the app declares them, recorded when they differ from those in
-# force (a first rule applies from '-infinity', to the history written before).
-REGISTER_RULES = """
-    INSERT INTO operation_rules (operation, amount, limit_kind, valid_from)
-    SELECT t.operation, t.amount, t.limit_kind,
-           CASE WHEN r.operation IS NULL THEN '-infinity'::timestamptz
-                ELSE clock_timestamp() END
-      FROM unnest($1::text[], $2::integer[], $3::text[]) AS t(operation, amount, limit_kind)
-      LEFT JOIN LATERAL (
-           SELECT r.operation, r.amount, r.limit_kind FROM operation_rules r
-            WHERE r.operation = t.operation
-            ORDER BY r.valid_from DESC
-            LIMIT 1) r ON true
-     WHERE r.operation IS NULL OR r.amount <> t.amount
-        OR r.limit_kind IS DISTINCT FROM t.limit_kind
-"""
-# "rules": registrations of several processes take turns, and wait for the writes in flight
-# (create_entry() holds it shared), so that a new rule's valid_from follows every entry
-# written under the old one.
-RULES_LOCK = 0x72756C6573
-
-# The operations whose rule in force is not the one declared (or that have none).
-RULE_DIFFERENCES = """
-    SELECT t.operation, t.amount, t.limit_kind, r.amount AS stored_amount,
-           r.limit_kind AS stored_limit_kind, r.operation IS NOT NULL AS stored
-      FROM unnest($1::text[], $2::integer[], $3::text[]) AS t(operation, amount, limit_kind)
-      LEFT JOIN LATERAL (
-           SELECT r.operation, r.amount, r.limit_kind FROM operation_rules r
-            WHERE r.operation = t.operation AND r.valid_from <= clock_timestamp()
-            ORDER BY r.valid_from DESC
-            LIMIT 1) r ON true
-     WHERE r.operation IS NULL OR r.amount <> t.amount
-        OR r.limit_kind IS DISTINCT FROM t.limit_kind
-     ORDER BY t.operation
 """
 
 BALANCES = """
@@ -155,106 +101,8 @@ class LedgerRepository:
     ) -> None:
         self.engine = engine
         self.operations = operations
-        self.timeout = timeout
-        self._settling: set[asyncio.Task[None]] = set()
-
-    @asynccontextmanager
-    async def connection(self, deadline: float | None = None) -> AsyncIterator[asyncpg.Connection]:
-        """A pooled asyncpg connection for one unit of work, which must end by `deadline`
-        (the event loop's clock; by default `timeout` seconds from now). Failures of the
-        database or of the connection (refused, lost, timed out, a server that cannot
-        serve now) become StorageUnavailable, and a broken connection leaves the pool;
-        errors of the statement itself pass unchanged."""
-        if deadline is None:
-            deadline = asyncio.get_running_loop().time() + self.timeout
-        try:
-            async with asyncio.timeout_at(deadline):
-                pooled = await self._checkout()
-                driver: asyncpg.Connection = pooled.driver_connection
-                settling = False
-                try:
-                    yield driver
-                except asyncio.CancelledError:
-                    # Abandoned mid-statement (the deadline, or the client went away):
-                    # asyncpg has asked the server to cancel the statement, which must not
-                    # keep running (holding locks, or committing later) in PostgreSQL.
-                    if not driver.is_closed():
-                        settling = True
-                        self._settle(pooled, driver)
-                    raise
-                except Exception as error:
-                    if driver.is_closed() or cannot_serve(error):
-                        pooled.invalidate()
-                        raise StorageUnavailable(
-                            f"the connection to the database failed: {error!r}", lost=True
-                        ) from error
-                    if refused_for_now(error):
-                        raise StorageUnavailable(f"the database refused: {error!r}") from error
-                    raise
-                finally:
-                    if not settling:
-                        pooled.close()
-        except StorageUnavailable:
-            raise
-        except TimeoutError as error:
-            raise StorageUnavailable(
-                f"the database did not answer within {self.timeout:g} s"
-            ) from error
-        except PoolTimeout as error:
-            raise StorageUnavailable("no free database connection") from error
-        except Exception as error:
-            if not cannot_serve(error):
-                raise
-            raise StorageUnavailable(f"cannot connect to the database: {error!r}") from error
-
-    async def _checkout(self) -> PoolProxiedConnection:
-        """A pooled connection the server has not closed: one that the server closed while
-        idle (a restart, pg_terminate_backend, an idle timeout) is known closed without a
-        round trip, and is dropped for the next."""
-        while True:
-            pooled = await self.engine.raw_connection()
-            driver = pooled.driver_connection
-            if driver is not None and not driver.is_closed():
-                return pooled
-            pooled.invalidate()
-            pooled.close()
-
-    def _settle(self, pooled: PoolProxiedConnection, driver: asyncpg.Connection) -> None:
-        """Keeps an abandoned connection out of the pool until the server has cancelled its
-        statement (the next statement on it waits for that), or drops it."""
-
-        async def settle() -> None:
-            try:
-                async with asyncio.timeout(self.timeout):
-                    await driver.fetchval("SELECT 1")
-            except asyncio.CancelledError:
-                pooled.invalidate()
-                raise
-            except Exception as error:
-                logger.info("dropping a connection whose statement was abandoned: %r", error)
-                pooled.invalidate()
-            finally:
-                pooled.close()
-
-        task = asyncio.create_task(settle())
-        self._settling.add(task)
-        task.add_done_callback(self._settling.discard)
-
-    async def _read(self, query: str, *arguments: Any) -> list[asyncpg.Record]:
-        """The rows of a read. When its connection was lost under it, the read is repeated
-        once on another (reading twice changes nothing), within the same deadline."""
-        deadline = asyncio.get_running_loop().time() + self.timeout
-        try:
-            async with self.connection(deadline) as connection:
-                rows: list[asyncpg.Record] = await connection.fetch(query, *arguments)
-                return rows
-        except StorageUnavailable as error:
-            if not error.lost:
-                raise
-            logger.warning("a read lost its connection (%s); repeating it once", error)
-        async with self.connection(deadline) as connection:
-            rows = await connection.fetch(query, *arguments)
-            return rows
+        self.connections = Connections(engine, timeout=timeout)
+        self.rules = OperationRules(self.connections, operations)
 
     async def create_entry(
         self, owner_id: str, operation: LedgerOperation, nonce: str
@@ -264,7 +112,7 @@ class LedgerRepository:
         limit is reached (LimitReached), or the balance would go negative
         (InsufficientCredits); a refusal writes nothing."""
         arguments = (owner_id, operation.name, nonce)
-        deadline = asyncio.get_running_loop().time() + self.timeout
+        deadline = asyncio.get_running_loop().time() + self.connections.timeout
         try:
             row = await self._create_entry(arguments, deadline)
         except asyncpg.UniqueViolationError as error:
@@ -282,7 +130,7 @@ class LedgerRepository:
         return NonceConflict(existing=entry) if outcome == "nonce_conflict" else entry
 
     async def _create_entry(self, arguments: tuple[Any, ...], deadline: float) -> asyncpg.Record:
-        async with self.connection(deadline) as connection:
+        async with self.connections.connection(deadline) as connection:
             row: asyncpg.Record = await connection.fetchrow(CREATE_ENTRY, *arguments)
             return row
 
@@ -302,7 +150,7 @@ class LedgerRepository:
 
     async def balances_of(self, owner_ids: Sequence[str]) -> list[Balance]:
         """Balances of `owner_ids`, in the same order, in one query."""
-        rows = await self._read(BALANCES, list(set(owner_ids)))
+        rows = await self.connections.read(BALANCES, list(set(owner_ids)))
         found = {row["owner_id"]: row for row in rows}
         return [
             Balance(owner_id, found[owner_id]["balance"], found[owner_id]["last_updated"])
@@ -314,7 +162,7 @@ class LedgerRepository:
     async def entry_pages(self, queries: Sequence[HistoryQuery]) -> list[HistoryPage]:
         """A page of history for each query, in the same order, in one statement."""
         bounds = [q.upper_bound() for q in queries]
-        rows = await self._read(
+        rows = await self.connections.read(
             ENTRY_PAGES,
             [q.owner_id for q in queries],
             [q.first + 1 for q in queries],  # one more tells if a next page exists
@@ -335,7 +183,7 @@ class LedgerRepository:
     async def balances_at(self, requests: Sequence[tuple[str, datetime]]) -> list[Balance]:
         """Each owner's balance right after its newest entry created at or before the
         instant (0 and no last_updated before its first entry), in one statement."""
-        rows = await self._read(
+        rows = await self.connections.read(
             BALANCES_AT, [owner_id for owner_id, _ in requests], [at for _, at in requests]
         )
         return [
@@ -345,62 +193,10 @@ class LedgerRepository:
 
     async def newest_balances(self, owner_ids: Sequence[str]) -> list[BalanceUpdate]:
         """Each owner's current balance and the entry that made it, in one statement."""
-        rows = await self._read(NEWEST_BALANCES, list(owner_ids))
+        rows = await self.connections.read(NEWEST_BALANCES, list(owner_ids))
         return [
             BalanceUpdate(
                 Balance(owner_id, row["balance"] or 0, row["last_updated"]), row["entry_id"]
             )
             for owner_id, row in zip(owner_ids, rows, strict=True)
         ]
-
-    def _declared_rules(self) -> tuple[list[str], list[int], list[str | None]]:
-        operations = list(self.operations)
-        return (
-            [op.name for op in operations],
-            [op.amount for op in operations],
-            [op.limit.value if op.limit else None for op in operations],
-        )
-
-    async def rule_differences(self) -> list[str]:
-        """How the rules in force in the database differ from this app's operations, in
-        words; empty when they are the same."""
-        async with self.connection() as connection:
-            rows = await connection.fetch(RULE_DIFFERENCES, *self._declared_rules())
-        return [
-            f"{row['operation']}: {_rule(row['amount'], row['limit_kind'])} here, "
-            + (
-                f"{_rule(row['stored_amount'], row['stored_limit_kind'])} in the database"
-                if row["stored"]
-                else "none in the database"
-            )
-            for row in rows
-        ]
-
-    async def register_rules(self) -> int:
-        """Records this app's operation rules (amounts and limits) where they differ from
-        those in force, which create_entry() applies from then on. Returns how many
-        operations changed. Only `graphql-ledger migrate` calls it: a rule change then
-        happens once per release, never because an older process restarted."""
-        if not await self.rule_differences():
-            return 0  # the usual case, without holding up any write
-        async with self.connection() as connection, connection.transaction():
-            # Waits for the writes in flight, and holds new ones until the change commits.
-            await connection.execute("SELECT pg_advisory_xact_lock($1)", RULES_LOCK)
-            status = await connection.execute(REGISTER_RULES, *self._declared_rules())
-        return int(status.split()[-1])
-
-    async def schema_revision(self) -> str | None:
-        """The migration revision the database is at; None before the first migration.
-        Raises StorageUnavailable when the database cannot answer."""
-        async with self.connection() as connection:
-            try:
-                revision: str | None = await connection.fetchval(
-                    "SELECT version_num FROM alembic_version"
-                )
-            except asyncpg.UndefinedTableError:
-                return None
-            return revision
-
-
-def _rule(amount: int, limit_kind: str | None) -> str:
-    return f"{amount:+d} credits" + (f", limit {limit_kind}" if limit_kind else "")
