@@ -10,7 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +19,7 @@ from typing import Any
 import httpx2 as httpx
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 from graphql_ledger.auth import issue_token
 from graphql_ledger.storage import EmbeddedPostgres, create_engine
@@ -329,3 +330,59 @@ def private_postgres() -> Iterator[PrivatePostgres]:
         yield started
     finally:
         started.close()
+
+
+Call = tuple[str, str, str]  # owner id, operation, nonce
+
+# Requests waiting on the gate's lock, in the database the gate is connected to.
+AT_THE_GATE = (
+    "SELECT count(*) FROM pg_locks WHERE relation = 'balances'::regclass AND NOT granted"
+    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+)
+
+
+def race_through_a_gate(
+    cluster: Cluster, calls: Sequence[Call], waiters: int
+) -> tuple[list[dict[str, Any]], int]:
+    """Sends all `calls` at once, alternating between the cluster's two servers; returns
+    their answers, in the order of `calls`, and how many requests waited at the gate at
+    once (the caller asserts it is `waiters`).
+
+    The gate makes the race certain rather than likely: the test holds `LOCK TABLE
+    balances IN EXCLUSIVE MODE` until `waiters` requests wait on it inside create_entry(),
+    past its nonce lookup (counted in pg_locks), and then lets them all go at once."""
+
+    async def run() -> tuple[list[dict[str, Any]], int]:
+        limits = httpx.Limits(max_connections=len(calls), max_keepalive_connections=len(calls))
+        engine = create_engine(cluster.database_url, autocommit=False, poolclass=NullPool)
+        service = service_headers("healthai")
+        try:
+            async with (
+                engine.connect() as gate,
+                httpx.AsyncClient(
+                    base_url=cluster.server_urls[0], limits=limits, timeout=90, headers=service
+                ) as a,
+                httpx.AsyncClient(
+                    base_url=cluster.server_urls[1], limits=limits, timeout=90, headers=service
+                ) as b,
+            ):
+                await gate.execute(text("LOCK TABLE balances IN EXCLUSIVE MODE"))
+                requests = asyncio.gather(
+                    *(
+                        create_entry_async((a, b)[number % 2], *call)
+                        for number, call in enumerate(calls)
+                    )
+                )
+                seen = 0
+                deadline = asyncio.get_running_loop().time() + 30
+                while seen < waiters and not requests.done():
+                    if asyncio.get_running_loop().time() > deadline:
+                        break
+                    await asyncio.sleep(0.01)
+                    seen = await gate.scalar(text(AT_THE_GATE))
+                await gate.commit()
+                return await requests, seen
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
