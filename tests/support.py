@@ -1,5 +1,7 @@
-"""What the tests share: a GraphQL client over any HTTP client, real server processes, and
-direct SQL for looking at what the ledger stored. No fakes of the project's code."""
+"""What the tests share: a GraphQL client over any HTTP client and the one createEntry
+request, real server processes (alone or two on one database, raced through a gate), a
+PostgreSQL of a test's own, and direct SQL for looking at what the ledger stored. No fakes
+of the project's code."""
 
 import asyncio
 import os
