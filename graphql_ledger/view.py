@@ -91,6 +91,13 @@ def _media_type(request: Request) -> str:
     return request.headers.get("content-type", "").partition(";")[0].strip().lower()
 
 
+def _unsupported_content_type(request: Request) -> str:
+    sent = _media_type(request)
+    return (
+        f"Unsupported content type {sent!r}" if sent else "No content type"
+    ) + f": send the GraphQL request as JSON, with Content-Type: {_JSON}"
+
+
 class BodyTooLarge(Exception):
     pass
 
@@ -163,6 +170,8 @@ class LedgerGraphQL(GraphQL[LedgerContext, None]):
                 return await self._execute(request, await self._json_body(request), _POST)
             if request.method == "GET" and "query" in request.query_params:
                 return await self._execute(request, _get_parameters(request), _GET)
+            if request.method == "POST":  # Strawberry's refusal would not say what is expected
+                raise HTTPException(400, _unsupported_content_type(request))
             handled = await self.run(request)  # anything else: Strawberry's own handling
             return _Answer(handled, None, "ok" if handled.status_code < 400 else "error")
         except HTTPException as refusal:
