@@ -194,6 +194,7 @@ async def _migrate_all(urls: dict[str, str], apps: dict[str, type[LedgerOperatio
 def _migrate(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     apps = select_apps(args.apps)
+    configure_logging(settings.log_format, development=is_development(settings, apps))
     with _databases(settings, list(apps)) as urls:
         asyncio.run(_migrate_all(urls, apps))
     return 0
@@ -219,6 +220,7 @@ async def _verify_all(urls: dict[str, str]) -> bool:
 def _verify(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     apps = select_apps(args.apps)
+    configure_logging(settings.log_format, development=is_development(settings, apps))
     with _databases(settings, list(apps)) as urls:
         balanced = asyncio.run(_verify_all(urls))
     return 0 if balanced else BOOKS_BROKEN
@@ -390,6 +392,11 @@ def _serve(args: argparse.Namespace) -> int:
     # anything starts.
     development = is_development(settings, apps)
     configure_logging(settings.log_format, development=development)
+    if development and settings.auth and args.host not in _LOOPBACK:
+        logger.warning(
+            "development on %s: GraphiQL hands a service token to anyone who reaches it",
+            args.host,
+        )
     if settings.auth and not development:
         for name in apps:
             authenticator_for(settings, name)
@@ -422,6 +429,9 @@ def _serve(args: argparse.Namespace) -> int:
         )
         asyncio.run(_serve_all(servers, announced.announce))
     return 0 if all(server.started for server in servers) else 1
+
+
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def _url_host(host: str) -> str:

@@ -446,3 +446,21 @@ def test_the_token_help_says_why_its_lifetime_differs_from_the_development_token
     assert "lifetime (3600: an hour, short as a real token's should be;" in text
     assert "the development tokens `serve` prints last 30 days, for a month of restarts)" in text
     assert "with --service, only the name the service goes by ('service' if omitted)" in text
+
+
+@pytest.mark.slow
+def test_development_logs_are_human_lines_unless_ledger_log_format_says_json(
+    data_dir: Path,
+) -> None:
+    env = clean_environment(LEDGER_DATA_DIR=str(data_dir), LEDGER_JWT_SECRET=None)
+    text = run_cli("migrate", "healthai", env=env)
+    assert text.returncode == 0, text.stderr
+    lines = text.stderr.splitlines()
+    assert lines and all(TEXT_LINE.match(line) for line in lines), lines
+    assert any(line.endswith(f"is at revision {head_revision()}") for line in lines), lines
+
+    as_json = run_cli("migrate", "healthai", env={**env, "LEDGER_LOG_FORMAT": "json"})
+    assert as_json.returncode == 0, as_json.stderr
+    records = [json.loads(line) for line in as_json.stderr.splitlines()]
+    assert {"time", "level", "logger", "message"} <= set(records[-1])
+    assert records[-1]["message"].endswith(f"is at revision {head_revision()}")
