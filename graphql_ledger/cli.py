@@ -392,11 +392,6 @@ def _serve(args: argparse.Namespace) -> int:
     # anything starts.
     development = is_development(settings, apps)
     configure_logging(settings.log_format, development=development)
-    if development and settings.auth and args.host not in _LOOPBACK:
-        logger.warning(
-            "development on %s: GraphiQL hands a service token to anyone who reaches it",
-            args.host,
-        )
     if settings.auth and not development:
         for name in apps:
             authenticator_for(settings, name)
@@ -429,9 +424,6 @@ def _serve(args: argparse.Namespace) -> int:
         )
         asyncio.run(_serve_all(servers, announced.announce))
     return 0 if all(server.started for server in servers) else 1
-
-
-_LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def _url_host(host: str) -> str:

@@ -11,6 +11,7 @@ the CDN, and one warning says to run `make assets`."""
 
 import base64
 import hashlib
+import ipaddress
 import json
 import logging
 from dataclasses import dataclass
@@ -185,6 +186,13 @@ class PageSetup:
 PRODUCTION: Final = PageSetup(_PRODUCTION_QUERY)
 
 
+def _is_loopback(client: str | None) -> bool:
+    try:
+        return client is not None and ipaddress.ip_address(client).is_loopback
+    except ValueError:  # not an address (a test client's name, a Unix socket's path)
+        return False
+
+
 def with_setup(page: str, setup: PageSetup) -> str:
     """Strawberry's GraphiQL page opening with `setup`.
 
@@ -220,15 +228,18 @@ class GraphiQLAssets:
         """Opens the page ready for development on `app`, with `token` in its headers."""
         self.setup = PageSetup.development(app, token)
 
-    def page(self, root_path: str = "") -> str:
+    def page(self, root_path: str = "", *, client: str | None = "127.0.0.1") -> str:
         """The page with its files served by the app below `root_path` (or from the CDN when
-        a file is missing or is not the one the page names), opening with the setup."""
+        a file is missing or is not the one the page names), opening with the setup; the
+        development setup only for a `client` on this machine (a loopback address), so
+        that a development server reachable from elsewhere hands nobody else its token."""
         if not self._checked:
             self._local = self._localized()
             self._checked = True
         page = self.stock_page if self._local is None else self._local
+        setup = self.setup if _is_loopback(client) else PRODUCTION
         try:
-            page = with_setup(page, self.setup)
+            page = with_setup(page, setup)
         except ValueError as unsupported:
             self._warn_once("setup", f"GraphiQL opens without its setup: {unsupported}")
         return page.replace(_PREFIX, root_path + STATIC_PATH)

@@ -296,7 +296,8 @@ class LedgerGraphQL(GraphQL[LedgerContext, None]):
 
     async def render_graphql_ide(self, request: Request) -> Response:
         """GraphiQL with its files served by the app (graphiql.py), or from the CDN."""
-        return HTMLResponse(self.graphiql.page(request.scope.get("root_path", "")))
+        client = request.client.host if request.client else None  # development: loopback only
+        return HTMLResponse(self.graphiql.page(request.scope.get("root_path", ""), client=client))
 
     def decode_json(self, data: str | bytes) -> object:
         return orjson.loads(data)

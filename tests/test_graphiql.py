@@ -10,15 +10,18 @@ import hashlib
 import json
 import logging
 import shutil
+from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import jwt
 import pytest
 from starlette.testclient import TestClient
 from strawberry.http.ides import get_graphql_ide_html
 
 from assets.install import install
+from graphql_ledger import Settings, create_app
 from graphql_ledger.graphiql import (
     CDN,
     DEFAULT_DIRECTORY,
@@ -30,7 +33,8 @@ from graphql_ledger.graphiql import (
     with_setup,
 )
 from graphql_ledger.view import LedgerGraphQL
-from tests.support import ROOT
+from healthai.operations import HealthAIOperation
+from tests.support import ROOT, TEST_SECRET
 from tests.test_readme import readme_blocks
 
 HTML = {"Accept": "text/html"}
@@ -234,3 +238,36 @@ def test_the_setup_cannot_end_the_script_it_is_in(tmp_path: Path) -> None:
 def test_the_development_page_opens_with_readmes_first_example() -> None:
     first = next(code for language, code in readme_blocks() if language == "graphql")
     assert first == FIRST_EXAMPLE
+
+
+def test_the_development_page_holds_a_token_only_for_a_browser_on_this_machine(
+    new_database: Callable[..., str],
+) -> None:
+    settings = Settings(
+        app_database_urls={"healthai": new_database("graphiql")}, jwt_secret=TEST_SECRET
+    )
+    app = create_app("healthai", HealthAIOperation, settings, development=True)
+    for loopback in ("127.0.0.1", "::1"):
+        with TestClient(app, client=(loopback, 50000)) as local:
+            headers = json.loads(str(setup_of(local.get("/graphql", headers=HTML).text)["headers"]))
+            scheme, token = headers["Authorization"].split()
+            claims = jwt.decode(token, TEST_SECRET, ["HS256"], audience="healthai")
+            assert (scheme, claims["scope"], claims["sub"]) == (
+                "Bearer",
+                "ledger:service",
+                "developer",
+            )
+            answer = local.post(
+                "/graphql", json={"query": "{ operations { amount } }"}, headers=headers
+            )
+            assert answer.status_code == 200 and "errors" not in answer.json()
+    # From elsewhere (`serve --host 0.0.0.0`, a container's mapped port): no token.
+    for elsewhere in ("192.0.2.7", "testclient"):
+        with TestClient(app, client=(elsewhere, 50000)) as remote:
+            page = remote.get("/graphql", headers=HTML).text
+            assert setup_of(page) == {
+                "query": setup_of(page)["query"],
+                "headers": None,
+                "docs": None,
+            }
+            assert "Bearer ey" not in page
