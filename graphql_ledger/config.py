@@ -39,7 +39,8 @@ class Settings:
             SERVICE_UNAVAILABLE.
         statement_cache: `LEDGER_DB_STATEMENT_CACHE`, prepared statements kept per
             connection; 0 behind PgBouncer in transaction mode.
-        log_format: `LEDGER_LOG_FORMAT`, `json` (one object per line) or `text`.
+        log_format: `LEDGER_LOG_FORMAT`, `json` (one object per line) or `text`; None
+            (unset): `text` in development mode, `json` otherwise.
         auth: `LEDGER_AUTH` (`on` or `off`): whether requests need a bearer token.
         jwt_secret: `LEDGER_JWT_SECRET`, the HS256 key tokens are signed with.
         jwt_public_key: `LEDGER_JWT_PUBLIC_KEY`, a PEM file of the RS256 or ES256 public
@@ -64,7 +65,7 @@ class Settings:
     pool_timeout: float = 5.0
     db_timeout: float = 5.0
     statement_cache: int = 100
-    log_format: str = "json"
+    log_format: str | None = None
     auth: bool = True
     jwt_secret: str | None = None
     jwt_public_key: Path | None = None
@@ -93,8 +94,8 @@ class Settings:
             for name, value in environ.items()
             if name.endswith(_LISTEN_URL_SUFFIX) and value
         }
-        log_format = (environ.get("LEDGER_LOG_FORMAT") or cls.log_format).strip().lower()
-        if log_format not in ("json", "text"):
+        log_format = (environ.get("LEDGER_LOG_FORMAT") or "").strip().lower() or None
+        if log_format not in (None, "json", "text"):
             raise ConfigError(f"LEDGER_LOG_FORMAT must be json or text, not {log_format!r}")
         cache = environ.get("LEDGER_DB_STATEMENT_CACHE", "").strip()
         if cache and not cache.isdigit():

@@ -79,6 +79,13 @@ def _media_type(request: Request) -> str:
     return request.headers.get("content-type", "").partition(";")[0].strip().lower()
 
 
+def _unsupported_content_type(request: Request) -> str:
+    sent = _media_type(request)
+    return (
+        f"Unsupported content type {sent!r}" if sent else "No content type"
+    ) + f": send the GraphQL request as JSON, with Content-Type: {_JSON}"
+
+
 class _TransportWSHandler(BaseGraphQLTransportWSHandler[LedgerContext, None]):
     """graphql-transport-ws with Apollo's persisted queries, as over HTTP."""
 
@@ -155,6 +162,8 @@ class LedgerGraphQL(GraphQL[LedgerContext, None]):
                 return await self._execute(request, principal, body, _POST)
             if request.method == "GET" and "query" in request.query_params:
                 return await self._execute(request, principal, _get_parameters(request), _GET)
+            if request.method == "POST":  # Strawberry's refusal would not say what is expected
+                raise HTTPException(400, _unsupported_content_type(request))
             request.state.principal = principal
             return await self.run(request)  # anything else: Strawberry's own handling
         except HTTPException as refusal:
@@ -229,7 +238,8 @@ class LedgerGraphQL(GraphQL[LedgerContext, None]):
 
     async def render_graphql_ide(self, request: Request) -> Response:
         """GraphiQL with its files served by the app (graphiql.py), or from the CDN."""
-        return HTMLResponse(self.graphiql.page(request.scope.get("root_path", "")))
+        client = request.client.host if request.client else None  # development: loopback only
+        return HTMLResponse(self.graphiql.page(request.scope.get("root_path", ""), client=client))
 
     def decode_json(self, data: str | bytes) -> object:
         return orjson.loads(data)

@@ -111,7 +111,15 @@ INVALID_SELECTION = (
 
 NOT_JSON = Refused(400, "BAD_REQUEST", "Unable to parse request body as JSON")
 NO_QUERY = Refused(400, "BAD_REQUEST", "No GraphQL query found in the request")
-CONTENT_TYPE = Refused(400, "BAD_REQUEST", "Unsupported content type")
+
+
+def unsupported(sent: str | None) -> Refused:
+    """The refusal of a POST that is not JSON: what came, and what is expected."""
+    said = f"Unsupported content type {sent!r}" if sent else "No content type"
+    expected = "send the GraphQL request as JSON, with Content-Type: application/json"
+    return Refused(400, "BAD_REQUEST", f"{said}: {expected}")
+
+
 TOO_LARGE = Refused(413, "PAYLOAD_TOO_LARGE", f"the request body is larger than {MEBIBYTE} bytes")
 VALID = create_body(BAD_OWNER, "valid-nonce")  # refused only for how it is sent
 BALANCE = "query($o: ID!) { balance(ownerId: $o) { ownerId balance } }"
@@ -156,18 +164,18 @@ MALFORMED_JSON = [
 ]
 
 CONTENT_TYPES = [
-    Case("text-plain", VALID, CONTENT_TYPE, headers={"content-type": "text/plain"}),
-    Case("no-content-type", VALID, CONTENT_TYPE, headers={}),
+    Case("text-plain", VALID, unsupported("text/plain"), headers={"content-type": "text/plain"}),
+    Case("no-content-type", VALID, unsupported(None), headers={}),
     Case(
         "application-graphql",
         b"{ __typename }",
-        CONTENT_TYPE,
+        unsupported("application/graphql"),
         headers={"content-type": "application/graphql"},
     ),
     Case(
         "form-urlencoded",
         b"query=mutation+%7B+" + create_literal().replace(" ", "+").encode() + b"+%7D",
-        CONTENT_TYPE,
+        unsupported("application/x-www-form-urlencoded"),
         headers={"content-type": "application/x-www-form-urlencoded"},
     ),
     Case(
@@ -175,7 +183,7 @@ CONTENT_TYPES = [
         b'--b\r\nContent-Disposition: form-data; name="operations"\r\n\r\n'
         + VALID
         + b'\r\n--b\r\nContent-Disposition: form-data; name="map"\r\n\r\n{}\r\n--b--\r\n',
-        CONTENT_TYPE,
+        unsupported("multipart/form-data"),
         headers={"content-type": "multipart/form-data; boundary=b"},
     ),
 ]
