@@ -77,9 +77,10 @@ def create_app(
             # because nobody else will (a configured database is migrated by
             # `graphql-ledger migrate`, never by the app), with the development token
             # secret unless a key is configured.
+            # It serves as the embedded server's serving login, migrated as its superuser.
             embedded = await asyncio.to_thread(EmbeddedPostgres(config.data_dir).start)
-            url = embedded.url(name)
-            await migrate(url, operations)
+            await migrate(embedded.url(name), operations, login=embedded.serving_login)
+            url = embedded.serving_url(name)
             if config.auth and not config.token_key_configured:
                 secret = development_secret(config.data_dir)
                 serving = dataclasses.replace(config, jwt_secret=secret)

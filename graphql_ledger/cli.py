@@ -29,6 +29,7 @@ from graphql_ledger.storage import (
     migrate,
 )
 from graphql_ledger.storage.audit import BrokenOwner, NotMigrated, audit
+from graphql_ledger.storage.migrations import ServingRoleMissing
 
 __all__ = ["main"]
 
@@ -41,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         configure_logging(Settings.from_env().log_format)
         status: int = args.run(args)
-    except (ConfigError, DatabaseUnreachable, NotMigrated, UnknownApp) as error:
+    except (ConfigError, DatabaseUnreachable, NotMigrated, ServingRoleMissing, UnknownApp) as error:
         print(f"graphql-ledger: {error}", file=sys.stderr)
         return 1
     return status
@@ -55,7 +56,7 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser(
         "serve",
-        help="migrate and serve apps (all by default), the first on --port, the next on +1",
+        help="serve apps (all by default), the first on --port, the next on +1",
     )
     serve.add_argument("apps", nargs="*", metavar="APP", help="apps to serve (default: all)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
@@ -96,30 +97,48 @@ def _parser() -> argparse.ArgumentParser:
 _DEVELOPMENT_TOKEN_TTL = 30 * 24 * 3600
 
 
+@dataclasses.dataclass(frozen=True)
+class _Database:
+    """Where an app's ledger is: `url` is the owner's (migrate and verify use it),
+    `serving_url` what the app serves with, and `login` the embedded server's serving login
+    that migrating it creates (None for a configured database)."""
+
+    url: str
+    serving_url: str
+    login: str | None = None
+
+
 @contextlib.contextmanager
-def _databases(settings: Settings, apps: Sequence[str]) -> Iterator[dict[str, str]]:
-    """Each app's database URL; the embedded server, started here and stopped on exit,
-    holds those no variable configures."""
+def _databases(settings: Settings, apps: Sequence[str]) -> Iterator[dict[str, _Database]]:
+    """Each app's database; the embedded server, started here and stopped on exit, holds
+    those no variable configures."""
     urls = {app: settings.configured_database_url(app) for app in apps}
     if all(url is not None for url in urls.values()):
-        yield {app: url for app, url in urls.items() if url is not None}
+        yield {app: _Database(url, url) for app, url in urls.items() if url is not None}
         return
     with EmbeddedPostgres(settings.data_dir) as embedded:
         logger.info("no database configured: embedded PostgreSQL, data in %s", embedded.data_dir)
-        yield {app: url or embedded.url(app) for app, url in urls.items()}
+        yield {
+            app: _Database(url, url)
+            if url is not None
+            else _Database(embedded.url(app), embedded.serving_url(app), embedded.serving_login)
+            for app, url in urls.items()
+        }
 
 
-async def _migrate_all(urls: dict[str, str], apps: dict[str, type[LedgerOperation]]) -> None:
-    for app, url in urls.items():
-        await migrate(url, apps[app])
-        logger.info("%s: %s is at revision %s", app, display_url(url), head_revision())
+async def _migrate_all(
+    databases: dict[str, _Database], apps: dict[str, type[LedgerOperation]]
+) -> None:
+    for app, database in databases.items():
+        await migrate(database.url, apps[app], login=database.login)
+        logger.info("%s: %s is at revision %s", app, display_url(database.url), head_revision())
 
 
 def _migrate(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     apps = select_apps(args.apps)
-    with _databases(settings, list(apps)) as urls:
-        asyncio.run(_migrate_all(urls, apps))
+    with _databases(settings, list(apps)) as databases:
+        asyncio.run(_migrate_all(databases, apps))
     return 0
 
 
@@ -143,8 +162,8 @@ async def _verify_all(urls: dict[str, str]) -> bool:
 def _verify(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     apps = select_apps(args.apps)
-    with _databases(settings, list(apps)) as urls:
-        balanced = asyncio.run(_verify_all(urls))
+    with _databases(settings, list(apps)) as databases:
+        balanced = asyncio.run(_verify_all({app: db.url for app, db in databases.items()}))
     return 0 if balanced else BOOKS_BROKEN
 
 
@@ -215,8 +234,13 @@ def _serve(args: argparse.Namespace) -> int:
     if settings.auth and not development:
         for name in apps:
             authenticator_for(settings, name)
-    with _databases(settings, list(apps)) as urls:
-        asyncio.run(_migrate_all(urls, apps))
+    with _databases(settings, list(apps)) as databases:
+        # Only the embedded development database is migrated here, by `migrate`'s own code:
+        # a configured one is `graphql-ledger migrate`'s to change (rules included), and
+        # the app may lack the rights (it serves as the serving role).
+        embedded = {app: db for app, db in databases.items() if db.login is not None}
+        asyncio.run(_migrate_all(embedded, apps))
+        urls = {app: db.serving_url for app, db in databases.items()}
         serving = dataclasses.replace(settings, app_database_urls=urls)
         if development:
             _print_development_tokens(settings, list(apps))
