@@ -24,6 +24,7 @@ from graphql_ledger.schema import build_schema
 from graphql_ledger.storage import (
     DatabaseUnreachable,
     EmbeddedPostgres,
+    check_reachable,
     display_url,
     head_revision,
     migrate,
@@ -124,6 +125,19 @@ def _databases(settings: Settings, apps: Sequence[str]) -> Iterator[dict[str, _D
             else _Database(embedded.url(app), embedded.serving_url(app), embedded.serving_login)
             for app, url in urls.items()
         }
+
+
+async def _prepare_serving(
+    databases: dict[str, _Database], apps: dict[str, type[LedgerOperation]]
+) -> None:
+    """Migrates the embedded development databases, by `migrate`'s own code; a configured
+    one is only reached (one that cannot be ends `serve` at once): changing it, rules
+    included, is `graphql-ledger migrate`'s, and the app may lack the rights (it serves
+    as the serving role)."""
+    await _migrate_all({app: db for app, db in databases.items() if db.login is not None}, apps)
+    for database in databases.values():
+        if database.login is None:
+            await check_reachable(database.serving_url)
 
 
 async def _migrate_all(
@@ -235,11 +249,7 @@ def _serve(args: argparse.Namespace) -> int:
         for name in apps:
             authenticator_for(settings, name)
     with _databases(settings, list(apps)) as databases:
-        # Only the embedded development database is migrated here, by `migrate`'s own code:
-        # a configured one is `graphql-ledger migrate`'s to change (rules included), and
-        # the app may lack the rights (it serves as the serving role).
-        embedded = {app: db for app, db in databases.items() if db.login is not None}
-        asyncio.run(_migrate_all(embedded, apps))
+        asyncio.run(_prepare_serving(databases, apps))
         urls = {app: db.serving_url for app, db in databases.items()}
         serving = dataclasses.replace(settings, app_database_urls=urls)
         if development:

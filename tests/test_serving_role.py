@@ -23,7 +23,6 @@ from graphql_ledger import Settings, create_app
 from graphql_ledger.storage import EmbeddedPostgres, head_revision, migrate
 from graphql_ledger.storage.migrations import MIGRATIONS_DIR, SERVING_ROLE
 from healthai.operations import HealthAIOperation
-from tests.conftest import SERVING_LOGIN
 from tests.support import (
     CLI,
     ROOT,
@@ -35,6 +34,9 @@ from tests.support import (
     verify_books,
     with_user,
 )
+
+# The login the test suite's apps serve as (conftest.py), a member of ledger_serving.
+SERVING_LOGIN = EmbeddedPostgres.serving_login
 
 TABLES = ("entries", "balances", "operation_rules", "alembic_version")
 
