@@ -2,6 +2,7 @@
 which every app database shares, and setting up the serving role that may read the ledger
 and write only through its functions. Concurrent migrators wait for each other."""
 
+import re
 from pathlib import Path
 
 import asyncpg
@@ -40,6 +41,10 @@ SERVING_ROLE = "ledger_serving"
 # Any constant both migrators agree on; pg_advisory_xact_lock serialises them.
 _MIGRATION_LOCK = 0x6C6564676572  # "ledger"
 
+# The name of the function a file of migrations/sql/ creates (every overload of it is
+# then made private).
+_CREATED_FUNCTION = re.compile(r"^CREATE (?:OR REPLACE )?FUNCTION (\w+)\(", re.MULTILINE)
+
 # A role's CREATE ROLE racing another migrator's: PostgreSQL says so either way.
 _ROLE_EXISTS = (asyncpg.DuplicateObjectError, asyncpg.UniqueViolationError)
 
@@ -61,22 +66,26 @@ def sql_source(name: str) -> str:
 
 
 def install_functions(*names: str) -> None:
-    """In a revision: creates each function from its file, with the search_path of a
-    SECURITY DEFINER one (`SET search_path FROM CURRENT`) pinned to the ledger's schema and
-    pg_temp, and then callable by no one but the owner and those granted it."""
+    """In a revision: runs each file of migrations/sql/ named, with the search_path a
+    SECURITY DEFINER function records (`SET search_path FROM CURRENT`) pinned to the
+    ledger's schema and pg_temp; then every overload of the functions they create is
+    callable by no one but the owner and those granted it (serving_role.sql)."""
     bind = op.get_bind()
     previous = bind.scalar(text("SELECT current_setting('search_path')"))
     pinned = "quote_ident(current_schema()) || ', pg_temp'"
     bind.execute(text(f"SELECT set_config('search_path', {pinned}, true)"))
+    functions: set[str] = set()
     for name in names:
-        op.execute(sql_source(name))
+        source = sql_source(name)
+        functions.update(_CREATED_FUNCTION.findall(source))
+        op.execute(source)
     bind.execute(text("SELECT set_config('search_path', :previous, true)"), {"previous": previous})
     created = bind.scalars(
         text(
             "SELECT p.oid::regprocedure::text FROM pg_proc p"
             " WHERE p.proname = ANY(:names) AND p.pronamespace = current_schema()::regnamespace"
         ),
-        {"names": list(names)},
+        {"names": sorted(functions)},
     )
     for signature in created.all():
         op.execute(f"REVOKE EXECUTE ON FUNCTION {signature} FROM PUBLIC")
