@@ -76,7 +76,7 @@ def test_serve_runs_as_the_serving_role_without_migrating(
         assert ready.json()["status"] == "ready"
         entry = GraphQLClient(http).create_entry(owner, "CREDIT_ADD", "n1")
         assert (entry["amount"], entry["balanceAfter"]) == (10, 10)
-        assert "graphql-ledger migrate" not in server.output()
+        assert "is at revision" not in server.output()  # what a migration logs
 
     assert rules_of(url) == before
     assert sql(url, "SELECT balance FROM balances WHERE owner_id = :o", o=owner) == [(10,)]
