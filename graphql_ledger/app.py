@@ -171,8 +171,9 @@ async def _database(
         return url, settings
     embedded = await asyncio.to_thread(EmbeddedPostgres(settings.data_dir).start)
     stack.push_async_callback(asyncio.to_thread, embedded.stop)
-    url = embedded.url(name)
-    await migrate(url, operations)
+    # Migrated as the embedded server's superuser; served as its serving login.
+    await migrate(embedded.url(name), operations, login=embedded.serving_login)
+    url = embedded.serving_url(name)
     if settings.auth and not settings.token_key_configured:
         secret = development_secret(settings.data_dir)
         settings = dataclasses.replace(settings, jwt_secret=secret)

@@ -32,11 +32,13 @@ from graphql_ledger.schema import build_schema
 from graphql_ledger.storage import (
     DatabaseUnreachable,
     EmbeddedPostgres,
+    check_reachable,
     display_url,
     head_revision,
     migrate,
 )
 from graphql_ledger.storage.audit import BrokenOwner, NotMigrated, audit
+from graphql_ledger.storage.migrations import ServingRoleMissing
 
 __all__ = ["main"]
 
@@ -61,7 +63,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         configure_logging(Settings.from_env().log_format)
         status: int = args.run(args)
-    except (ConfigError, DatabaseUnreachable, NotMigrated, UnknownApp, PortUnavailable) as error:
+    except (
+        ConfigError,
+        DatabaseUnreachable,
+        NotMigrated,
+        PortUnavailable,
+        ServingRoleMissing,
+        UnknownApp,
+    ) as error:
         print(f"graphql-ledger: {error}", file=sys.stderr)
         return 1
     return status
@@ -116,7 +125,7 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = command(
         "serve",
-        "migrate and serve apps (all by default), the first on --port, the next on +1",
+        "serve apps (all by default), the first on --port, the next on +1",
         _SERVE_VARIABLES,
     )
     serve.add_argument("apps", nargs="*", metavar="APP", help="apps to serve (default: all)")
@@ -172,31 +181,62 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+@dataclasses.dataclass(frozen=True)
+class _Database:
+    """Where an app's ledger is: `url` is the owner's (migrate and verify use it),
+    `serving_url` what the app serves with, and `login` the embedded server's serving login
+    that migrating it creates (None for a configured database)."""
+
+    url: str
+    serving_url: str
+    login: str | None = None
+
+
 @contextlib.contextmanager
-def _databases(settings: Settings, apps: Sequence[str]) -> Iterator[dict[str, str]]:
-    """Each app's database URL; the embedded server, started here and stopped on exit,
-    holds those no variable configures."""
+def _databases(settings: Settings, apps: Sequence[str]) -> Iterator[dict[str, _Database]]:
+    """Each app's database; the embedded server, started here and stopped on exit, holds
+    those no variable configures."""
     urls = {app: settings.configured_database_url(app) for app in apps}
     if all(url is not None for url in urls.values()):
-        yield {app: url for app, url in urls.items() if url is not None}
+        yield {app: _Database(url, url) for app, url in urls.items() if url is not None}
         return
     with EmbeddedPostgres(settings.data_dir) as embedded:
         logger.info("no database configured: embedded PostgreSQL, data in %s", embedded.data_dir)
-        yield {app: url or embedded.url(app) for app, url in urls.items()}
+        yield {
+            app: _Database(url, url)
+            if url is not None
+            else _Database(embedded.url(app), embedded.serving_url(app), embedded.serving_login)
+            for app, url in urls.items()
+        }
 
 
-async def _migrate_all(urls: dict[str, str], apps: dict[str, type[LedgerOperation]]) -> None:
-    for app, url in urls.items():
-        await migrate(url, apps[app])
-        logger.info("%s: %s is at revision %s", app, display_url(url), head_revision())
+async def _prepare_serving(
+    databases: dict[str, _Database], apps: dict[str, type[LedgerOperation]]
+) -> None:
+    """Migrates the embedded development databases, by `migrate`'s own code; a configured
+    one is only reached (one that cannot be ends `serve` at once): changing it, rules
+    included, is `graphql-ledger migrate`'s, and the app may lack the rights (it serves
+    as the serving role)."""
+    await _migrate_all({app: db for app, db in databases.items() if db.login is not None}, apps)
+    for database in databases.values():
+        if database.login is None:
+            await check_reachable(database.serving_url)
+
+
+async def _migrate_all(
+    databases: dict[str, _Database], apps: dict[str, type[LedgerOperation]]
+) -> None:
+    for app, database in databases.items():
+        await migrate(database.url, apps[app], login=database.login)
+        logger.info("%s: %s is at revision %s", app, display_url(database.url), head_revision())
 
 
 def _migrate(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     apps = select_apps(args.apps)
     configure_logging(settings.log_format, development=is_development(settings, apps))
-    with _databases(settings, list(apps)) as urls:
-        asyncio.run(_migrate_all(urls, apps))
+    with _databases(settings, list(apps)) as databases:
+        asyncio.run(_migrate_all(databases, apps))
     return 0
 
 
@@ -221,8 +261,8 @@ def _verify(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     apps = select_apps(args.apps)
     configure_logging(settings.log_format, development=is_development(settings, apps))
-    with _databases(settings, list(apps)) as urls:
-        balanced = asyncio.run(_verify_all(urls))
+    with _databases(settings, list(apps)) as databases:
+        balanced = asyncio.run(_verify_all({app: db.url for app, db in databases.items()}))
     return 0 if balanced else BOOKS_BROKEN
 
 
@@ -397,8 +437,9 @@ def _serve(args: argparse.Namespace) -> int:
             authenticator_for(settings, name)
     ports = [args.port + offset for offset in range(len(apps))]
     sockets = _listen(args.host, ports)
-    with _closing(sockets), _databases(settings, list(apps)) as urls:
-        asyncio.run(_migrate_all(urls, apps))
+    with _closing(sockets), _databases(settings, list(apps)) as databases:
+        asyncio.run(_prepare_serving(databases, apps))
+        urls = {app: db.serving_url for app, db in databases.items()}
         serving = dataclasses.replace(settings, app_database_urls=urls)
         tokens = {}
         if development and settings.auth:

@@ -1,16 +1,14 @@
 """${message}
 
-Revision ID: ${up_revision}
-Revises: ${down_revision | comma,n}
-Create Date: ${create_date}
+A function's source goes in migrations/sql/<name>.sql (its newest version only: every
+upgrade runs to head in one transaction), installed by
+graphql_ledger.storage.migrations.install_functions(name).
 """
 
 from alembic import op
 
 revision = ${repr(up_revision)}
 down_revision = ${repr(down_revision)}
-branch_labels = ${repr(branch_labels)}
-depends_on = ${repr(depends_on)}
 
 
 def upgrade() -> None:

@@ -13,7 +13,7 @@ from sqlalchemy import event
 from starlette.testclient import TestClient
 
 from graphql_ledger import LedgerOperation, Settings, create_app
-from graphql_ledger.storage import ensure_database, migrate
+from graphql_ledger.storage import EmbeddedPostgres, ensure_database, migrate
 from healthai.operations import HealthAIOperation
 from tests.support import (
     TEST_SECRET,
@@ -22,8 +22,13 @@ from tests.support import (
     service_headers,
     sql,
     with_database,
+    with_user,
 )
 from travelai.operations import TravelAIOperation
+
+# The login, a member of the serving role, that the session's apps serve as: `migrate`
+# creates it (the test server trusts loopback, as the embedded one trusts its socket).
+SERVING_LOGIN = EmbeddedPostgres.serving_login
 
 
 @pytest.fixture
@@ -76,7 +81,9 @@ def new_database(postgres_url: str) -> Iterator[Callable[..., str]]:
         name = f"test_{label}_{uuid.uuid4().hex[:10]}"
         created.append(name)
         url = with_database(postgres_url, name)
-        asyncio.run(migrate(url, operations) if migrated else ensure_database(url))
+        asyncio.run(
+            migrate(url, operations, login=SERVING_LOGIN) if migrated else ensure_database(url)
+        )
         return url
 
     yield make
@@ -95,7 +102,10 @@ def app_urls(new_database: Callable[..., str]) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def settings(app_urls: dict[str, str]) -> Settings:
-    return Settings(app_database_urls=app_urls, jwt_secret=TEST_SECRET)
+    """The in-process apps' configuration: they serve as the serving role's login, as in
+    production (the tests' own SQL and `migrate` use the owner's URLs)."""
+    serving = {app: with_user(url, SERVING_LOGIN) for app, url in app_urls.items()}
+    return Settings(app_database_urls=serving, jwt_secret=TEST_SECRET)
 
 
 @pytest.fixture(scope="session")

@@ -153,6 +153,11 @@ def with_database(url: str, database: str) -> str:
     return make_url(url).set(database=database).render_as_string(hide_password=False)
 
 
+def with_user(url: str, user: str) -> str:
+    """`url` logging in as `user`, without a password (the test server trusts loopback)."""
+    return make_url(url).set(username=user, password=None).render_as_string(hide_password=False)
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

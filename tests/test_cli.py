@@ -31,6 +31,7 @@ from tests.support import (
     sql,
     with_database,
 )
+from travelai.operations import TravelAIOperation
 
 HEALTHAI_VALUES = [
     "DAILY_REWARD",
@@ -325,7 +326,7 @@ def test_serve_without_a_database_keeps_both_ledgers_in_an_embedded_server_acros
 def test_serve_of_one_app_serves_only_that_app_on_the_given_port(
     new_database: Callable[..., str], owner: str
 ) -> None:
-    url = new_database("cli_travelai")
+    url = new_database("cli_travelai", operations=TravelAIOperation)
     port = consecutive_free_ports()
     env = clean_environment(TRAVELAI_DATABASE_URL=url)
     args = [str(CLI), "serve", "travelai", "--port", str(port)]

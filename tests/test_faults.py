@@ -24,9 +24,8 @@ import asyncpg
 import httpx2 as httpx
 import pytest
 
-from graphql_ledger.storage import migrate
+from graphql_ledger.storage import head_revision, migrate
 from graphql_ledger.storage.database import asyncpg_url
-from graphql_ledger.storage.rules import RULES_LOCK
 from healthai.operations import HealthAIOperation
 from tests.support import (
     GraphQLClient,
@@ -342,7 +341,7 @@ def test_a_database_outage_fails_fast_with_service_unavailable_and_recovers_by_i
         assert '"level":"ERROR"' not in output, output  # an outage is no unexpected error
         assert server.process.poll() is None and server.process.pid == pid, "restarted"
 
-    assert readiness["before"] == (200, {"status": "ready", "revision": "0005"})
+    assert readiness["before"] == (200, {"status": "ready", "revision": head_revision()})
     assert readiness["during"] == (
         503,
         {"status": "unavailable", "reason": "the database does not answer"},
@@ -419,7 +418,7 @@ async def writes_held(url: str) -> AsyncIterator[Callable[[], Awaitable[int]]]:
     meanwhile. Yields a count of the backends waiting on it."""
     connection = await connect(url)
     try:
-        await connection.execute("SELECT pg_advisory_lock($1)", RULES_LOCK)
+        await connection.execute("SELECT pg_advisory_lock(ledger_rules_lock())")
 
         async def waiting() -> int:
             count: int = await connection.fetchval(WAITING_FOR_WRITES)

@@ -31,7 +31,6 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from graphql_ledger.storage import display_url, head_revision
-from graphql_ledger.storage.rules import REGISTER_RULES, RULES_LOCK
 from tests.support import CLI, ROOT, clean_environment, free_port, sql
 from travelai.operations import TravelAIOperation
 
@@ -469,12 +468,11 @@ def test_a_rule_change_waits_for_the_writes_in_flight(new_database: Callable[...
             )
             await until_waiting(holder, "Lock")
 
-            async def register() -> None:
-                async with registrar.transaction():
-                    await registrar.execute("SELECT pg_advisory_xact_lock($1)", RULES_LOCK)
-                    await registrar.execute(REGISTER_RULES, ["CREDIT_ADD"], [12], [None])
-
-            registered = asyncio.create_task(register())
+            registered = asyncio.create_task(
+                registrar.execute(
+                    "SELECT record_operation_rules($1, $2, $3)", ["CREDIT_ADD"], [12], [None]
+                )
+            )
             await until_waiting(holder, "Lock", count=2)  # the change waits for the write
             await hold.commit()
             entry = await written

@@ -4,6 +4,7 @@ server, the repository, and the live balance feed). Nothing here knows GraphQL."
 from graphql_ledger.storage.database import (
     DatabaseUnreachable,
     StorageUnavailable,
+    check_reachable,
     create_engine,
     display_url,
     ensure_database,
@@ -21,6 +22,7 @@ __all__ = [
     "EmbeddedPostgres",
     "LedgerRepository",
     "StorageUnavailable",
+    "check_reachable",
     "create_engine",
     "display_url",
     "ensure_database",

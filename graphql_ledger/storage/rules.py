@@ -7,27 +7,6 @@ from graphql_ledger.storage.connections import Connections
 
 __all__ = ["OperationRules"]
 
-# An operation's rules as the app declares them, recorded when they differ from those in
-# force (a first rule applies from '-infinity', to the history written before).
-REGISTER_RULES = """
-    INSERT INTO operation_rules (operation, amount, limit_kind, valid_from)
-    SELECT t.operation, t.amount, t.limit_kind,
-           CASE WHEN r.operation IS NULL THEN '-infinity'::timestamptz
-                ELSE clock_timestamp() END
-      FROM unnest($1::text[], $2::integer[], $3::text[]) AS t(operation, amount, limit_kind)
-      LEFT JOIN LATERAL (
-           SELECT r.operation, r.amount, r.limit_kind FROM operation_rules r
-            WHERE r.operation = t.operation
-            ORDER BY r.valid_from DESC
-            LIMIT 1) r ON true
-     WHERE r.operation IS NULL OR r.amount <> t.amount
-        OR r.limit_kind IS DISTINCT FROM t.limit_kind
-"""
-# "rules": registrations of several processes take turns, and wait for the writes in flight
-# (create_entry() holds it shared), so that a new rule's valid_from follows every entry
-# written under the old one.
-RULES_LOCK = 0x72756C6573
-
 # The operations whose rule in force is not the one declared (or that have none).
 RULE_DIFFERENCES = """
     SELECT t.operation, t.amount, t.limit_kind, r.amount AS stored_amount,
@@ -76,16 +55,15 @@ class OperationRules:
 
     async def record(self) -> int:
         """Records this app's operation rules (amounts and limits) where they differ from
-        those in force, which create_entry() applies from then on. Returns how many
-        operations changed. Only `graphql-ledger migrate` calls it: a rule change then
-        happens once per release, never because an older process restarted."""
-        if not await self.differences():
-            return 0  # the usual case, without holding up any write
-        async with self.connections.connection() as connection, connection.transaction():
-            # Waits for the writes in flight, and holds new ones until the change commits.
-            await connection.execute("SELECT pg_advisory_xact_lock($1)", RULES_LOCK)
-            status = await connection.execute(REGISTER_RULES, *self._declared_rules())
-        return int(status.split()[-1])
+        those recorded, which create_entry() applies from then on (record_operation_rules()
+        takes the rules' lock). Returns how many operations changed. Only `graphql-ledger
+        migrate` calls it, as the owner: a rule change then happens once per release, never
+        because an older process restarted, and the serving role may not call it."""
+        async with self.connections.connection() as connection:
+            changed: int = await connection.fetchval(
+                "SELECT record_operation_rules($1, $2, $3)", *self._declared_rules()
+            )
+        return changed
 
 
 def _rule(amount: int, limit_kind: str | None) -> str:
