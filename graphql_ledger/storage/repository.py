@@ -6,6 +6,7 @@ create_entry() and the operation_rules that `graphql-ledger migrate` records (`r
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -27,7 +28,7 @@ from graphql_ledger.storage.holds import HoldRepository
 from graphql_ledger.storage.rows import ENTRY_COLUMNS, entry_of, metadata_json
 from graphql_ledger.storage.rules import OperationRules
 
-__all__ = ["TOO_LARGE", "LedgerRepository"]
+__all__ = ["TOO_LARGE", "LedgerRepository", "entry_page_parameters"]
 
 # A write whose amount, or the balance it would make, leaves PostgreSQL's integer range.
 TOO_LARGE = InvalidInput(
@@ -122,6 +123,20 @@ BALANCES_AT = """
 """
 
 
+def entry_page_parameters(queries: Sequence[HistoryQuery]) -> list[list[Any]]:
+    """What ENTRY_PAGES binds for these queries: one array per column of its unnest()."""
+    bounds = [q.upper_bound() for q in queries]
+    return [
+        [q.owner_id for q in queries],
+        [q.first + 1 for q in queries],  # one more tells if a next page exists
+        [b.created_on if b else None for b in bounds],
+        [b.id if b else None for b in bounds],
+        [q.operation.name if q.operation else None for q in queries],
+        [q.since for q in queries],
+        [metadata_json(dict(q.metadata)) if q.metadata else None for q in queries],
+    ]
+
+
 class LedgerRepository:
     """Reads and writes one app's ledger; each unit of work takes at most `timeout` seconds,
     from waiting for a connection to the statement's answer."""
@@ -187,17 +202,7 @@ class LedgerRepository:
 
     async def entry_pages(self, queries: Sequence[HistoryQuery]) -> list[HistoryPage]:
         """A page of history for each query, in the same order, in one statement."""
-        bounds = [q.upper_bound() for q in queries]
-        rows = await self.connections.read(
-            ENTRY_PAGES,
-            [q.owner_id for q in queries],
-            [q.first + 1 for q in queries],  # one more tells if a next page exists
-            [b.created_on if b else None for b in bounds],
-            [b.id if b else None for b in bounds],
-            [q.operation.name if q.operation else None for q in queries],
-            [q.since for q in queries],
-            [metadata_json(dict(q.metadata)) if q.metadata else None for q in queries],
-        )
+        rows = await self.connections.read(ENTRY_PAGES, *entry_page_parameters(queries))
         found: list[list[Entry]] = [[] for _ in queries]
         for row in rows:
             found[row["n"] - 1].append(entry_of(row, self.operations))
