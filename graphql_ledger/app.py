@@ -83,7 +83,8 @@ def create_app(
             if config.auth and not config.token_key_configured:
                 secret = development_secret(config.data_dir)
                 serving = dataclasses.replace(config, jwt_secret=secret)
-        app.state.authenticator = authenticator_for(serving, name)
+        app.state.authenticator = authenticator = authenticator_for(serving, name)
+        await authenticator.start()  # the identity provider's keys, if any: fetched now
         engine = create_engine(
             url,
             pool_size=config.pool_size,
@@ -106,6 +107,7 @@ def create_app(
         try:
             yield
         finally:
+            await authenticator.stop()
             await feed.stop()
             await engine.dispose()
             logger.info("%s stopped", name)

@@ -150,14 +150,14 @@ class LedgerGraphQL(GraphQL[LedgerContext, None]):
             return _Answer(await self.run(request), None, "page")
         authenticator: Authenticator = request.app.state.authenticator
         try:
-            request.state.principal = authenticator.authenticate(
+            request.state.principal = await authenticator.authenticate(
                 request.headers.get("authorization")
             )
-        except Unauthenticated as refusal:
+        except Unauthenticated as refusal:  # 401, or 503 while no token key is known
             response = graphql_error_response(
-                401, str(refusal), "UNAUTHENTICATED", {"WWW-Authenticate": "Bearer"}
+                refusal.status, str(refusal), refusal.code, refusal.headers
             )
-            return _Answer(response, None, "unauthenticated")
+            return _Answer(response, None, refusal.outcome)
         try:
             if request.method == "POST" and _media_type(request) == _JSON:
                 return await self._execute(request, await self._json_body(request), _POST)
@@ -320,8 +320,10 @@ class LedgerGraphQL(GraphQL[LedgerContext, None]):
         header = next((v for k, v in params.items() if k.lower() == "authorization"), None)
         assert context.authenticate is not None
         try:
-            context.principal = context.authenticate(header if isinstance(header, str) else None)
+            context.principal = await context.authenticate(
+                header if isinstance(header, str) else None
+            )
         except Unauthenticated as refusal:
-            logger.info("WebSocket refused: %s", refusal)
+            logger.info("WebSocket refused (%s): %s", refusal.code, refusal)
             raise ConnectionRejectionError({"message": str(refusal)}) from None
         return cast(UnsetType, UNSET)  # acknowledge without a payload

@@ -1,7 +1,7 @@
 """What the resolvers of one request (or one WebSocket connection) share: the caller, the
 repository, and DataLoaders that gather every read of a kind into one SQL statement."""
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -34,7 +34,7 @@ class LedgerContext:
     balances: DataLoader[tuple[str, ...], list[Balance]]
     balances_at: DataLoader[tuple[str, datetime], Balance]
     entry_pages: DataLoader[HistoryQuery, HistoryPage]
-    authenticate: Callable[[str | None], Principal] | None = None
+    authenticate: Callable[[str | None], Awaitable[Principal]] | None = None
     feed: BalanceFeed | None = None
     observe: Callable[[EntryOutcome], None] | None = None
     connection_params: dict[str, Any] | None = None
@@ -44,7 +44,7 @@ class LedgerContext:
         cls,
         repository: LedgerRepository,
         principal: Principal | None,
-        authenticate: Callable[[str | None], Principal] | None = None,
+        authenticate: Callable[[str | None], Awaitable[Principal]] | None = None,
         feed: BalanceFeed | None = None,
         observe: Callable[[EntryOutcome], None] | None = None,
     ) -> "LedgerContext":
