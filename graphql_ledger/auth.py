@@ -14,7 +14,6 @@ import os
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -26,6 +25,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from graphql_ledger.access import SERVICE_SCOPE, Principal
 from graphql_ledger.config import ConfigError, Settings
 from graphql_ledger.jwks import ProviderKeys
+from graphql_ledger.token_refusals import NOT_A_JWT, refusal, shown
 
 __all__ = [
     "Authenticator",
@@ -43,7 +43,6 @@ logger = logging.getLogger(__name__)
 
 _SECRET_FILE = "jwt-secret"
 _REMEMBERED_TOKENS = 4096
-_NOT_A_JWT = "this token is not a JWT (three base64url parts separated by dots)"
 
 
 class Unauthenticated(Exception):
@@ -157,7 +156,7 @@ class Authenticator:
         try:
             kid = jwt.get_unverified_header(token).get("kid")
         except jwt.PyJWTError:
-            raise Unauthenticated(_NOT_A_JWT) from None
+            raise Unauthenticated(NOT_A_JWT) from None
         if not isinstance(kid, str) or not kid:
             raise Unauthenticated(
                 "this token names no key id (kid) in its header, so no key of the "
@@ -174,10 +173,10 @@ class Authenticator:
                     "fetched yet, so no token can be verified; try again shortly"
                 )
             raise Unauthenticated(
-                f"this token is signed with key id {_shown(kid)}, which the identity "
+                f"this token is signed with key id {shown(kid)}, which the identity "
                 "provider does not list"
             )
-        return FixedKey(key, key.algorithm_name, f"the identity provider's key {_shown(kid)}")
+        return FixedKey(key, key.algorithm_name, f"the identity provider's key {shown(kid)}")
 
     def _verify(self, token: str, key: FixedKey) -> tuple[Principal, float]:
         rules = self.rules
@@ -191,7 +190,10 @@ class Authenticator:
                 options={"require": ["exp"], "strict_aud": rules.single_audience},
             )
         except jwt.PyJWTError as error:
-            raise Unauthenticated(self._explain(error, token, key)) from None
+            described = (key.described, key.algorithm)
+            raise Unauthenticated(
+                refusal(error, token, rules.audience, rules.issuer, described)
+            ) from None
         return self._principal(claims), float(claims["exp"])
 
     def _principal(self, claims: dict[str, Any]) -> Principal:
@@ -208,36 +210,6 @@ class Authenticator:
         if not isinstance(owner, str) or not owner:
             raise Unauthenticated(f"this token's {claim} claim must be a non-empty string")
         return Principal(subject=owner, is_service=is_service)
-
-    def _explain(self, error: jwt.PyJWTError, token: str, key: FixedKey) -> str:
-        """The refusal of a token PyJWT rejected, in the user's terms."""
-        claims = _unverified_claims(token)
-        rules = self.rules
-        if isinstance(error, jwt.ExpiredSignatureError):
-            return f"this token expired at {_instant(claims.get('exp'))}"
-        if isinstance(error, jwt.ImmatureSignatureError):
-            if _number(claims.get("nbf")) > time.time():
-                return f"this token is not valid before {_instant(claims.get('nbf'))}"
-            return f"this token was issued in the future, at {_instant(claims.get('iat'))}"
-        if isinstance(error, jwt.MissingRequiredClaimError):
-            return _missing(error.claim, rules)
-        if isinstance(error, jwt.InvalidAudienceError):
-            return _wrong_audience(claims.get("aud"), rules)
-        if isinstance(error, jwt.InvalidIssuerError):
-            issuer = claims.get("iss")
-            if not isinstance(issuer, str):
-                return "this token's iss claim is not a string"
-            return f"this token was issued by {_shown(issuer)}, not {rules.issuer}"
-        if isinstance(error, jwt.InvalidAlgorithmError):
-            return (
-                f"this token is signed with {_shown(_algorithm(token))}, and "
-                f"{key.described} verifies {key.algorithm} tokens only"
-            )
-        if isinstance(error, jwt.InvalidSignatureError):
-            return f"this token's signature does not verify with {key.described}"
-        if isinstance(error, jwt.DecodeError):
-            return _NOT_A_JWT
-        return f"this token is not valid: {error}"
 
 
 class Unguarded(Authenticator):
@@ -261,65 +233,6 @@ def _scopes(claims: dict[str, Any], claim: str) -> list[str]:
     raise Unauthenticated(
         f"this token's {claim} claim must be a space-separated string or a list of strings"
     )
-
-
-def _missing(claim: str, rules: TokenRules) -> str:
-    if claim == "aud":
-        return f"this token has no aud claim; {rules.audience}'s tokens carry aud {rules.audience}"
-    if claim == "iss":
-        return f"this token has no iss claim; tokens must be issued by {rules.issuer}"
-    if claim == "exp":
-        return "this token has no exp claim; every token must expire"
-    return f"this token has no {claim} claim"
-
-
-def _wrong_audience(audience: object, rules: TokenRules) -> str:
-    if isinstance(audience, str):
-        return f"this token is for {_shown(audience)}, not {rules.audience}"
-    if isinstance(audience, list) and all(isinstance(a, str) for a in audience):
-        named = ", ".join(_shown(a) for a in audience[:5])
-        if rules.audience in audience:
-            return (
-                f"this token is for several audiences ({named}); a token signed with the "
-                f"ledger's secret must be for {rules.audience} alone"
-            )
-        return f"this token is for {named}, not {rules.audience}"
-    return "this token's aud claim is neither a string nor a list of strings"
-
-
-def _unverified_claims(token: str) -> dict[str, Any]:
-    """The claims of a token PyJWT refused, to say why; never trusted for anything else."""
-    try:
-        claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
-    except jwt.PyJWTError:
-        return {}
-    return claims
-
-
-def _algorithm(token: str) -> str:
-    try:
-        return str(jwt.get_unverified_header(token).get("alg"))
-    except jwt.PyJWTError:
-        return "an unknown algorithm"
-
-
-def _number(value: object) -> float:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
-
-
-def _instant(value: object) -> str:
-    """A NumericDate claim as UTC, `2026-05-01T10:00:00Z`."""
-    try:
-        return datetime.fromtimestamp(_number(value), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    except (OverflowError, OSError, ValueError):
-        return str(value)
-
-
-def _shown(value: str) -> str:
-    """A value from a token, shown in a refusal: short and printable (refusals are logged)."""
-    if len(value) <= 80 and value.isprintable():
-        return value
-    return repr(value[:80]) + "..."
 
 
 def authenticator_for(settings: Settings, app: str) -> Authenticator:
