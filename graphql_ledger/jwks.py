@@ -76,10 +76,13 @@ class ProviderKeys:
         self._background = asyncio.create_task(self._refresh_periodically())
 
     async def stop(self) -> None:
-        if self._background is not None:
-            self._background.cancel()
-            await asyncio.gather(self._background, return_exceptions=True)
-            self._background = None
+        """Ends the background refresh and abandons a fetch in flight (its thread ends
+        within the fetch timeout, its answer unused)."""
+        for task in (self._background, self._inflight):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._background = None
 
     async def refresh(self) -> None:
         """Fetches the set, or waits for the fetch already running."""
