@@ -263,6 +263,22 @@ def test_a_rotation_needs_no_restart_and_a_removed_key_stops_working_within_the_
         assert provider.fetches == 4
 
 
+def test_a_key_replaced_under_the_same_kid_refuses_the_tokens_of_the_old_one(
+    provider: Provider, clock: Clock, app_urls: dict[str, str], owner: str
+) -> None:
+    with serving(provider, clock, app_urls, jwks_ttl=60) as client:
+        old = provider.sign("k1", claims(sub=owner))
+        assert balance_of(client, old, owner) == 0
+        provider.new_key("k1", "ec")  # same kid, another key (and algorithm)
+        clock.advance(60)
+        message = refusal(post(client, old, BALANCE, ownerId=owner))
+        assert message == (
+            "this token is signed with RS256, and the identity provider's key k1 verifies "
+            "ES256 tokens only"
+        )
+        assert balance_of(client, provider.sign("k1", claims(sub=owner)), owner) == 0
+
+
 def test_an_unknown_kid_refreshes_the_keys_at_most_once_every_10_seconds(
     provider: Provider, clock: Clock, app_urls: dict[str, str], owner: str
 ) -> None:
