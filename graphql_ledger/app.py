@@ -128,7 +128,9 @@ def _lifespan(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             url, serving = await _database(stack, name, operations, settings)
-            app.state.authenticator = authenticator_for(serving, name)
+            app.state.authenticator = authenticator = authenticator_for(serving, name)
+            await authenticator.start()  # the identity provider's keys, if any: fetched now
+            stack.push_async_callback(authenticator.stop)
             if development_page is not None:  # GraphiQL opens ready to run (graphiql.py)
                 key = serving.jwt_secret if serving.auth else None
                 development_page.develop(name, key and development_token(key, name))

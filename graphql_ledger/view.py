@@ -150,11 +150,11 @@ class LedgerGraphQL(GraphQL[LedgerContext, None]):
             return await self.run(request)
         authenticator: Authenticator = request.app.state.authenticator
         try:
-            principal = authenticator.authenticate(request.headers.get("authorization"))
-        except Unauthenticated as refusal:
-            request.scope["state"][OUTCOME] = "unauthenticated"
+            principal = await authenticator.authenticate(request.headers.get("authorization"))
+        except Unauthenticated as refusal:  # 401, or 503 while no token key is known
+            request.scope["state"][OUTCOME] = refusal.outcome
             return graphql_error_response(
-                401, str(refusal), "UNAUTHENTICATED", {"WWW-Authenticate": "Bearer"}
+                refusal.status, str(refusal), refusal.code, refusal.headers
             )
         try:
             if request.method == "POST" and _media_type(request) == _JSON:
@@ -272,8 +272,10 @@ class LedgerGraphQL(GraphQL[LedgerContext, None]):
         header = next((v for k, v in params.items() if k.lower() == "authorization"), None)
         assert context.authenticate is not None
         try:
-            context.principal = context.authenticate(header if isinstance(header, str) else None)
+            context.principal = await context.authenticate(
+                header if isinstance(header, str) else None
+            )
         except Unauthenticated as refusal:
-            logger.info("WebSocket refused: %s", refusal)
+            logger.info("WebSocket refused (%s): %s", refusal.code, refusal)
             raise ConnectionRejectionError({"message": str(refusal)}) from None
         return cast(UnsetType, UNSET)  # acknowledge without a payload

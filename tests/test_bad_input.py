@@ -450,7 +450,11 @@ QUERY_ARGUMENTS = [
     Case(
         "authorization-garbage-bytes",
         VALID,
-        Refused(401, "UNAUTHENTICATED", "invalid token: Not enough segments"),
+        Refused(
+            401,
+            "UNAUTHENTICATED",
+            "this token is not a JWT (three base64url parts separated by dots)",
+        ),
         headers={**JSON, "authorization": "Bearer \xff\xfe\x00"},
     ),
 ]

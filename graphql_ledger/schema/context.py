@@ -2,7 +2,7 @@
 `Ledger` (the use cases), DataLoaders that gather every read of a kind into one call, and
 where the executor reports each operation."""
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -38,7 +38,7 @@ class LedgerContext:
 
     repository: LedgerRepository
     principal: Principal | None
-    authenticate: Callable[[str | None], Principal] | None = None
+    authenticate: Callable[[str | None], Awaitable[Principal]] | None = None
     feed: BalanceFeed | None = None
     observe: Callable[[object], None] | None = None
     record: Callable[[OperationRecord], None] | None = None
