@@ -25,6 +25,7 @@ from sqlalchemy.engine import Connection
 
 __all__ = [
     "LEDGER_FUNCTIONS",
+    "PINNED_FUNCTIONS",
     "SQL_DIR",
     "install_functions",
     "install_ledger_functions",
@@ -32,6 +33,10 @@ __all__ = [
 ]
 
 SQL_DIR = Path(__file__).resolve().parents[2] / "migrations" / "sql"
+
+# The files of the functions tables depend on, which revisions create (CREATE OR REPLACE,
+# never dropped) and `migrate` brings up to date with the rest.
+PINNED_FUNCTIONS = ("refuse_entry_change", "ledger_is_identifier", "refuse_hold_change")
 
 # The files of the replaceable functions, each after those it calls.
 LEDGER_FUNCTIONS = (
@@ -77,9 +82,8 @@ def install_functions(*names: str) -> None:
 def install_ledger_functions(connection: Connection) -> bool:
     """Installs every replaceable function at its newest version, unless those installed
     are exactly these; returns whether it installed them."""
-    digest = hashlib.sha256(
-        "\0".join(sql_source(name) for name in LEDGER_FUNCTIONS).encode()
-    ).hexdigest()
+    files = PINNED_FUNCTIONS + LEDGER_FUNCTIONS
+    digest = hashlib.sha256("\0".join(sql_source(name) for name in files).encode()).hexdigest()
     installed = connection.scalar(text("SELECT digest FROM ledger_installed_functions"))
     if installed == digest:
         return False
@@ -89,7 +93,7 @@ def install_ledger_functions(connection: Connection) -> bool:
     # The bodies may name functions created after them in the list; nothing runs them
     # before the transaction commits.
     connection.execute(text("SET LOCAL check_function_bodies = off"))
-    _install(connection, LEDGER_FUNCTIONS)
+    _install(connection, files)
     connection.execute(text("RESET check_function_bodies"))
     connection.execute(text("DELETE FROM ledger_installed_functions"))
     connection.execute(

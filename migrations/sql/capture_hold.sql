@@ -1,7 +1,7 @@
 -- Books what a job used out of its hold: one CAPTURE entry of the hold's operation, nonce
 -- and owner for p_quantity units (all of them when NULL) at the hold's own amount per unit,
 -- and releases the rest, in one transaction under the owner's balance lock. The hold had
--- reserved the credits, so a capture never fails for lack of them (balances_available
+-- reserved the credits, so a capture never fails for lack of them (balances_held_within_balance
 -- holds). SECURITY DEFINER, as create_entry(); p_as_owner and p_user_operations restrict
 -- an end user to their own holds of the operations they may invoke.
 --

@@ -2,7 +2,7 @@
 -- sets balances.held to the credits the remaining OPEN holds reserve (held_until: the
 -- soonest of their expires_at). Reads never need it: they compute what has expired. Writes
 -- call it when the stored held may count an expired hold (held_until has passed), so that
--- balances_available (balance >= held) is then exactly "available never below 0".
+-- balances_held_within_balance (balance >= held) is then exactly "available never below 0".
 -- Answers the owner's balance and held after it; NULLs when the owner has no balance row.
 CREATE FUNCTION ledger_settle_holds(
     p_owner_id text, OUT balance integer, OUT held integer

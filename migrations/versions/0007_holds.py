@@ -16,7 +16,7 @@ holds keeps each reservation: OPEN until captured or released (ended_on set then
 'expired' by the first write that finds it past expires_at. balances gains held (the
 credits of its OPEN holds), held_until (the soonest of their expires_at: while it is ahead,
 held is exact) and version (grows with every write of the owner; the live feed orders by
-it). balances_available (balance >= held) is "available never below 0", enforced by
+it). balances_held_within_balance (balance >= held) is "available never below 0", enforced by
 PostgreSQL for every writer. A hold's ids come from a sequence drawn under the owner's
 balance lock, so within an owner they grow in the order holds were reserved.
 
@@ -107,7 +107,7 @@ def upgrade() -> None:
             ADD COLUMN held integer NOT NULL DEFAULT 0 CHECK (held >= 0),
             ADD COLUMN held_until timestamptz,
             ADD COLUMN version bigint NOT NULL DEFAULT 0,
-            ADD CONSTRAINT balances_available CHECK (balance >= held)
+            ADD CONSTRAINT balances_held_within_balance CHECK (balance >= held)
         """
     )
 
