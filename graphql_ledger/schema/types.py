@@ -89,7 +89,7 @@ class InsufficientCredits(LedgerError):
     balance: int = strawberry.field(
         description="The owner's available credits now (balance less what holds reserve)."
     )
-    required: int = strawberry.field(description="Credits the write takes, in all.")
+    required: int = strawberry.field(description="Credits the operation takes.")
 
     @classmethod
     def of(cls, refusal: ledger.InsufficientCredits) -> "InsufficientCredits":
