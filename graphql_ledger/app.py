@@ -23,7 +23,7 @@ from graphql_ledger.graphiql import STATIC_PATH, GraphiQLAssets
 from graphql_ledger.health import healthz, readyz
 from graphql_ledger.health import metrics as metrics_endpoint
 from graphql_ledger.home import home
-from graphql_ledger.ledger import Entry, EntryOutcome
+from graphql_ledger.ledger import Entry
 from graphql_ledger.logs import configure_logging
 from graphql_ledger.metrics import LedgerMetrics
 from graphql_ledger.middleware import AccessLog, BodyLimit, RequestId
@@ -192,14 +192,15 @@ def pool_status(engine: AsyncEngine) -> Callable[[], tuple[int, int]]:
     return status
 
 
-def counting(metrics: LedgerMetrics) -> Callable[[EntryOutcome], None]:
-    """What the metrics count of each createEntry outcome."""
+def counting(metrics: LedgerMetrics) -> Callable[[object], None]:
+    """What the metrics count of each write's outcome: entries written (replays aside) and
+    refusals by code."""
 
-    def observe(outcome: EntryOutcome) -> None:
+    def observe(outcome: object) -> None:
         if isinstance(outcome, Entry):
             if not outcome.replayed:
                 metrics.entry_created(outcome.operation.name)
-        else:
-            metrics.refusal(outcome.code)
+        elif isinstance(code := getattr(outcome, "code", None), str):
+            metrics.refusal(code)
 
     return observe

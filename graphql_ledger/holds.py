@@ -6,6 +6,8 @@ A hold's `status` as stored is OPEN, CAPTURED or RELEASED; an OPEN hold whose `e
 has passed reads as EXPIRED from that instant, with no job needed to mark it.
 """
 
+import base64
+import binascii
 import enum
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,6 +15,7 @@ from typing import ClassVar
 
 from graphql_ledger.ledger import (
     Entry,
+    EntryOutcome,
     InsufficientCredits,
     InvalidInput,
     LimitReached,
@@ -26,6 +29,7 @@ __all__ = [
     "MAX_HOLD_SECONDS",
     "AlreadyRefunded",
     "CaptureOutcome",
+    "CreateEntryOutcome",
     "Hold",
     "HoldNonceConflict",
     "HoldNotOpen",
@@ -36,6 +40,8 @@ __all__ = [
     "ReleaseOutcome",
     "ReserveOutcome",
     "expires_in_problem",
+    "hold_cursor",
+    "hold_position",
     "reservable_problem",
 ]
 
@@ -139,6 +145,7 @@ class NotRefundable:
         return f"entry {self.entry.id} is a {self.entry.kind.name} entry, which is not refundable"
 
 
+CreateEntryOutcome = EntryOutcome | HoldNonceConflict
 ReserveOutcome = (
     Hold
     | InsufficientCredits
@@ -180,3 +187,22 @@ def expires_in_problem(seconds: int) -> InvalidInput | None:
             "expiresIn", f"expiresIn must be from 1 to {MAX_HOLD_SECONDS:,} seconds, not {seconds}"
         )
     return None
+
+
+_CURSOR_VERSION = "h1"
+
+
+def hold_cursor(hold: Hold) -> str:
+    """The opaque cursor of a hold in an owner's holds, newest first."""
+    text = f"{_CURSOR_VERSION}:{hold.id}"
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def hold_position(cursor: str) -> int | None:
+    """The hold id a cursor of `holds` points at; None when it is not one."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        version, hold_id = base64.urlsafe_b64decode(padded.encode("ascii")).decode().split(":")
+        return int(hold_id) if version == _CURSOR_VERSION else None
+    except (ValueError, UnicodeError, binascii.Error):
+        return None

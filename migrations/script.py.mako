@@ -1,8 +1,9 @@
 """${message}
 
-A function's source goes in migrations/sql/<name>.sql (its newest version only: every
-upgrade runs to head in one transaction), installed by
-graphql_ledger.storage.migrations.install_functions(name).
+Revisions change tables. A function's source goes in migrations/sql/<name>.sql, its newest
+version only, listed in graphql_ledger.storage.functions.LEDGER_FUNCTIONS: `migrate`
+installs them after the revisions. A function a table depends on (a trigger's, a CHECK's) is
+created by its revision with install_functions(name), CREATE OR REPLACE.
 """
 
 from alembic import op

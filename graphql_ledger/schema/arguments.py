@@ -9,9 +9,11 @@ from typing import TypeVar
 from strawberry import UNSET
 
 from graphql_ledger import ledger
-from graphql_ledger.history import MAX_PAGE_SIZE, HistoryQuery, InvalidCursor
+from graphql_ledger.history import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, HistoryQuery, InvalidCursor
+from graphql_ledger.holds import HoldStatus, hold_position
 from graphql_ledger.operations import LedgerOperation
 from graphql_ledger.schema.errors import BadUserInput
+from graphql_ledger.storage.holds import HoldPageQuery
 
 __all__ = [
     "MAX_BALANCES_PER_QUERY",
@@ -20,6 +22,7 @@ __all__ = [
     "checked_owner_ids",
     "given",
     "history_query",
+    "hold_page_query",
 ]
 
 MAX_BALANCES_PER_QUERY = 100
@@ -77,6 +80,7 @@ def history_query(
     operation: LedgerOperation | None,
     since: datetime | None,
     until: datetime | None,
+    metadata: object = None,
 ) -> HistoryQuery:
     """The page the `entries` arguments ask for."""
     if first is not None and not 1 <= first <= MAX_PAGE_SIZE:
@@ -84,11 +88,16 @@ def history_query(
     since, until = checked_instant(since, "since"), checked_instant(until, "until")
     if since is not None and until is not None and since > until:
         raise BadUserInput("since must not be later than until")
+    if metadata is not None:
+        problem = ledger.metadata_problem(metadata)
+        if problem is not None:
+            raise BadUserInput(problem.message)
     query = HistoryQuery(
         owner_id=checked_owner_id(owner_id),
         operation=operation,
         since=since,
         until=until,
+        metadata=tuple(sorted(metadata.items())) if isinstance(metadata, dict) else None,
     )
     if first is not None:
         query = dataclasses.replace(query, first=first)
@@ -98,3 +107,17 @@ def history_query(
         except InvalidCursor as error:
             raise BadUserInput(str(error)) from None
     return query
+
+
+def hold_page_query(
+    owner_id: str, status: HoldStatus | None, first: int | None, after: str | None
+) -> HoldPageQuery:
+    """The page the `holds` arguments ask for."""
+    if first is not None and not 1 <= first <= MAX_PAGE_SIZE:
+        raise BadUserInput(f"first must be from 1 to {MAX_PAGE_SIZE}, not {first}")
+    position = None
+    if after is not None:
+        position = hold_position(after)
+        if position is None:
+            raise BadUserInput("after is not a cursor of this API")
+    return HoldPageQuery(checked_owner_id(owner_id), status, first or DEFAULT_PAGE_SIZE, position)

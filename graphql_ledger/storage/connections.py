@@ -28,9 +28,19 @@ from sqlalchemy.pool import PoolProxiedConnection
 
 from graphql_ledger.storage.database import StorageUnavailable, cannot_serve, refused_for_now
 
-__all__ = ["Connections"]
+__all__ = ["RACE_KEYS", "Connections"]
 
 logger = logging.getLogger(__name__)
+
+RACE_KEYS = frozenset(
+    {
+        "entries_owner_nonce_key",
+        "entries_owner_limit_key",
+        "entries_owner_refund_key",
+        "entries_owner_hold_key",
+        "holds_owner_nonce_key",
+    }
+)
 
 
 class Connections:
@@ -151,3 +161,21 @@ class Connections:
             except asyncpg.UndefinedTableError:
                 return None
             return revision
+
+    async def write(self, query: str, *arguments: Any) -> asyncpg.Record:
+        """The row of a write function's call. The ledger's write functions raise
+        unique_violation on one of RACE_KEYS when a concurrent writer committed the same
+        nonce (or the same limited operation, refund or capture) first: the call rolled back
+        whole, so it is repeated once, within the same deadline, and answers from what
+        committed. A write that failed otherwise is never repeated."""
+        deadline = asyncio.get_running_loop().time() + self.timeout
+        try:
+            async with self.connection(deadline) as connection:
+                row: asyncpg.Record = await connection.fetchrow(query, *arguments)
+                return row
+        except asyncpg.UniqueViolationError as error:
+            if error.constraint_name not in RACE_KEYS:
+                raise
+        async with self.connection(deadline) as connection:
+            row = await connection.fetchrow(query, *arguments)
+            return row

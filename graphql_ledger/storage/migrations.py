@@ -2,11 +2,10 @@
 which every app database shares, and setting up the serving role that may read the ledger
 and write only through its functions. Concurrent migrators wait for each other."""
 
-import re
 from pathlib import Path
 
 import asyncpg
-from alembic import command, op
+from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
@@ -18,6 +17,7 @@ from sqlalchemy.pool import NullPool
 from graphql_ledger.operations import LedgerOperation
 from graphql_ledger.storage.connections import Connections
 from graphql_ledger.storage.database import create_engine, ensure_database, reporting_unreachable
+from graphql_ledger.storage.functions import install_ledger_functions, sql_source
 from graphql_ledger.storage.rules import OperationRules
 
 __all__ = [
@@ -26,9 +26,7 @@ __all__ = [
     "ServingRoleMissing",
     "ensure_roles",
     "head_revision",
-    "install_functions",
     "migrate",
-    "sql_source",
 ]
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
@@ -40,9 +38,6 @@ SERVING_ROLE = "ledger_serving"
 # Any constant both migrators agree on; pg_advisory_xact_lock serialises them.
 _MIGRATION_LOCK = 0x6C6564676572  # "ledger"
 
-# The name of the function a file of migrations/sql/ creates (every overload of it is
-# then made private).
-_CREATED_FUNCTION = re.compile(r"^CREATE (?:OR REPLACE )?FUNCTION (\w+)\(", re.MULTILINE)
 
 # A role's CREATE ROLE racing another migrator's: PostgreSQL says so either way.
 _ROLE_EXISTS = (asyncpg.DuplicateObjectError, asyncpg.UniqueViolationError)
@@ -57,37 +52,6 @@ class ServingRoleMissing(Exception):
             f" it: have an administrator run `CREATE ROLE {SERVING_ROLE} NOLOGIN;`, then run"
             " graphql-ledger migrate again"
         )
-
-
-def sql_source(name: str) -> str:
-    """The SQL of migrations/sql/<name>.sql: each ledger function's source, kept once."""
-    return (MIGRATIONS_DIR / "sql" / f"{name}.sql").read_text()
-
-
-def install_functions(*names: str) -> None:
-    """In a revision: runs each file of migrations/sql/ named, with the search_path a
-    SECURITY DEFINER function records (`SET search_path FROM CURRENT`) pinned to the
-    ledger's schema and pg_temp; then every overload of the functions they create is
-    callable by no one but the owner and those granted it (serving_role.sql)."""
-    bind = op.get_bind()
-    previous = bind.scalar(text("SELECT current_setting('search_path')"))
-    pinned = "quote_ident(current_schema()) || ', pg_temp'"
-    bind.execute(text(f"SELECT set_config('search_path', {pinned}, true)"))
-    functions: set[str] = set()
-    for name in names:
-        source = sql_source(name)
-        functions.update(_CREATED_FUNCTION.findall(source))
-        op.execute(source)
-    bind.execute(text("SELECT set_config('search_path', :previous, true)"), {"previous": previous})
-    created = bind.scalars(
-        text(
-            "SELECT p.oid::regprocedure::text FROM pg_proc p"
-            " WHERE p.proname = ANY(:names) AND p.pronamespace = current_schema()::regnamespace"
-        ),
-        {"names": sorted(functions)},
-    )
-    for signature in created.all():
-        op.execute(f"REVOKE EXECUTE ON FUNCTION {signature} FROM PUBLIC")
 
 
 def _alembic_config() -> Config:
@@ -106,6 +70,7 @@ def _upgrade(connection: Connection) -> None:
     config = _alembic_config()
     config.attributes["connection"] = connection
     command.upgrade(config, "head")
+    install_ledger_functions(connection)
     for statement in sql_source("serving_role").split(";\n"):
         if statement.strip():
             connection.execute(text(statement))

@@ -4,79 +4,108 @@ themselves (locking, no overdraft, idempotency, amounts, limits) live in the dat
 create_entry() and the operation_rules that `graphql-ledger migrate` records (`rules.py`).
 """
 
-import asyncio
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from graphql_ledger.history import HistoryPage, HistoryQuery
+from graphql_ledger.holds import HoldNonceConflict
 from graphql_ledger.ledger import (
     Balance,
     Entry,
     InsufficientCredits,
+    InvalidInput,
     LimitReached,
+    Metadata,
     NonceConflict,
 )
 from graphql_ledger.operations import LedgerOperation
 from graphql_ledger.storage.connections import Connections
 from graphql_ledger.storage.feed import BalanceUpdate
+from graphql_ledger.storage.holds import HoldRepository
+from graphql_ledger.storage.rows import ENTRY_COLUMNS, entry_of, metadata_json
 from graphql_ledger.storage.rules import OperationRules
 
-__all__ = ["LedgerRepository"]
+__all__ = ["TOO_LARGE", "LedgerRepository", "entry_page_parameters"]
 
-CREATE_ENTRY = """
-    SELECT outcome, entry_id AS id, entry_operation AS operation, entry_amount AS amount,
-           entry_balance_after AS balance_after, entry_created_on AS created_on,
-           current_balance, retry_after, required
-      FROM create_entry($1, $2, $3)
+# A write whose amount, or the balance it would make, leaves PostgreSQL's integer range.
+TOO_LARGE = InvalidInput(
+    "quantity", "this quantity would take the amount or the balance past 2,147,483,647 credits"
+)
+
+# An entry's columns as a write function answers them (see rows.ENTRY_COLUMNS).
+WRITTEN_ENTRY = """entry_id, entry_operation, entry_amount, entry_balance_after,
+    entry_created_on, entry_quantity, entry_kind, entry_metadata::text AS entry_metadata,
+    entry_refund_of"""
+
+CREATE_ENTRY = f"""
+    SELECT outcome, {WRITTEN_ENTRY}, $1::text AS entry_owner_id, $3::text AS entry_nonce,
+           current_balance, retry_after, required, hold_id
+      FROM create_entry($1, $2, $3, $4, $5::jsonb)
 """
 
+# Balances with the credits their open holds reserve now (ledger_held: exact while no hold
+# has expired, summed from the holds otherwise).
 BALANCES = """
-    SELECT owner_id, balance, last_updated FROM balances WHERE owner_id = ANY($1::text[])
+    SELECT b.owner_id, b.balance, b.last_updated,
+           ledger_held(b.owner_id, b.held, b.held_until, now()) AS held
+      FROM balances b WHERE b.owner_id = ANY($1::text[])
 """
 
 # Pages of several owners' histories in one statement: one index range scan of
 # entries_pkey (owner_id, created_on, id) per requested page, newest first, starting right
 # at the page's upper bound. A missing bound becomes an infinite one so that every
 # condition stays an index condition.
-ENTRY_PAGES = """
-    SELECT q.n, e.id, e.operation, e.amount, e.balance_after, e.nonce, e.created_on
+ENTRY_PAGES = f"""
+    SELECT q.n, e.*
       FROM unnest($1::text[], $2::integer[], $3::timestamptz[], $4::bigint[], $5::text[],
-                  $6::timestamptz[])
-           WITH ORDINALITY AS q(owner_id, lim, below_created_on, below_id, operation, since, n)
+                  $6::timestamptz[], $7::text[])
+           WITH ORDINALITY AS q(owner_id, lim, below_created_on, below_id, operation, since,
+                                metadata, n)
      CROSS JOIN LATERAL (
-           SELECT e.id, e.operation, e.amount, e.balance_after, e.nonce, e.created_on
+           SELECT {ENTRY_COLUMNS}
              FROM entries e
             WHERE e.owner_id = q.owner_id
               AND (e.created_on, e.id) < (coalesce(q.below_created_on, 'infinity'),
                                           coalesce(q.below_id, 9223372036854775807))
               AND e.created_on >= coalesce(q.since, '-infinity')
               AND (q.operation IS NULL OR e.operation = q.operation)
+              AND (q.metadata IS NULL OR e.metadata @> q.metadata::jsonb)
             ORDER BY e.created_on DESC, e.id DESC
             LIMIT q.lim) e
      ORDER BY q.n, e.created_on DESC, e.id DESC
 """
 
-# Current balances with the id of the entry that made each, for the live balance feed.
+# Entries by id (a refund's original, a hold's capture), each owner's by its id: the BRIN
+# index on id finds the few pages that can hold it.
+ENTRIES_BY_ID = f"""
+    SELECT {ENTRY_COLUMNS} FROM entries e WHERE e.id = ANY($1::bigint[])
+"""
+
+# The refunds of entries, by the original's owner and id (entries_owner_refund_key).
+REFUNDS_OF = f"""
+    SELECT {ENTRY_COLUMNS}
+      FROM unnest($1::text[], $2::bigint[]) AS q(owner_id, id)
+      JOIN entries e ON e.owner_id = q.owner_id AND e.refund_of = q.id
+"""
+
+# Current balances and their version (which grows with every write of the owner), for
+# the live balance feed.
 NEWEST_BALANCES = """
-    SELECT q.n, b.balance, b.last_updated, e.id AS entry_id
+    SELECT q.n, b.balance, b.last_updated, b.version,
+           ledger_held(b.owner_id, b.held, b.held_until, now()) AS held
       FROM unnest($1::text[]) WITH ORDINALITY AS q(owner_id, n)
       LEFT JOIN balances b ON b.owner_id = q.owner_id
-      LEFT JOIN LATERAL (
-           SELECT e.id FROM entries e
-            WHERE e.owner_id = q.owner_id
-            ORDER BY e.created_on DESC, e.id DESC
-            LIMIT 1) e ON true
      ORDER BY q.n
 """
 
 # Balances as of instants: the balance_after of each owner's newest entry created at or
-# before the instant, one index lookup each.
+# before the instant, one index lookup each, and the credits the holds open at that
+# instant reserved (created by then, not yet ended or expired).
 BALANCES_AT = """
-    SELECT q.n, e.balance_after, e.created_on
+    SELECT q.n, e.balance_after, e.created_on, coalesce(h.held, 0) AS held
       FROM unnest($1::text[], $2::timestamptz[]) WITH ORDINALITY AS q(owner_id, instant, n)
       LEFT JOIN LATERAL (
            SELECT e.balance_after, e.created_on
@@ -84,12 +113,28 @@ BALANCES_AT = """
             WHERE e.owner_id = q.owner_id AND e.created_on <= q.instant
             ORDER BY e.created_on DESC, e.id DESC
             LIMIT 1) e ON true
+      LEFT JOIN LATERAL (
+           SELECT sum(-h.amount)::integer AS held
+             FROM holds h
+            WHERE h.owner_id = q.owner_id AND h.created_on <= q.instant
+              AND h.expires_at > q.instant
+              AND (h.ended_on IS NULL OR h.ended_on > q.instant)) h ON true
      ORDER BY q.n
 """
 
-# create_entry() raises unique_violation on one of these when a concurrent writer committed
-# the same nonce, or the same limited operation, first: the call is then repeated once.
-_RACE_KEYS = frozenset({"entries_owner_nonce_key", "entries_owner_limit_key"})
+
+def entry_page_parameters(queries: Sequence[HistoryQuery]) -> list[list[Any]]:
+    """What ENTRY_PAGES binds for these queries: one array per column of its unnest()."""
+    bounds = [q.upper_bound() for q in queries]
+    return [
+        [q.owner_id for q in queries],
+        [q.first + 1 for q in queries],  # one more tells if a next page exists
+        [b.created_on if b else None for b in bounds],
+        [b.id if b else None for b in bounds],
+        [q.operation.name if q.operation else None for q in queries],
+        [q.since for q in queries],
+        [metadata_json(dict(q.metadata)) if q.metadata else None for q in queries],
+    ]
 
 
 class LedgerRepository:
@@ -103,100 +148,100 @@ class LedgerRepository:
         self.operations = operations
         self.connections = Connections(engine, timeout=timeout)
         self.rules = OperationRules(self.connections, operations)
+        self.holds = HoldRepository(self.connections, operations)
 
     async def create_entry(
-        self, owner_id: str, operation: LedgerOperation, nonce: str
-    ) -> Entry | InsufficientCredits | NonceConflict | LimitReached:
-        """Appends an entry of `operation` for `owner_id` unless the nonce was used before
-        (replay: the original entry; another operation: NonceConflict), the operation's
-        limit is reached (LimitReached), or the balance would go negative
-        (InsufficientCredits); a refusal writes nothing."""
-        arguments = (owner_id, operation.name, nonce)
-        deadline = asyncio.get_running_loop().time() + self.connections.timeout
-        try:
-            row = await self._create_entry(arguments, deadline)
-        except asyncpg.UniqueViolationError as error:
-            if error.constraint_name not in _RACE_KEYS:
-                raise
-            # Lost a race; the winner has committed, so the same call now answers from it
-            # (the first call rolled back whole: repeating it cannot apply it twice).
-            row = await self._create_entry(arguments, deadline)
-        outcome = row["outcome"]
-        if outcome == "insufficient_credits":
-            return InsufficientCredits(balance=row["current_balance"], required=row["required"])
-        if outcome == "limit_reached":
-            return LimitReached(operation=operation, retry_after=row["retry_after"])
-        entry = self._entry(row, owner_id, nonce, replayed=outcome != "created")
-        return NonceConflict(existing=entry) if outcome == "nonce_conflict" else entry
-
-    async def _create_entry(self, arguments: tuple[Any, ...], deadline: float) -> asyncpg.Record:
-        async with self.connections.connection(deadline) as connection:
-            row: asyncpg.Record = await connection.fetchrow(CREATE_ENTRY, *arguments)
-            return row
-
-    def _entry(
-        self, row: asyncpg.Record, owner_id: str, nonce: str, *, replayed: bool = False
-    ) -> Entry:
-        return Entry(
-            id=row["id"],
-            owner_id=owner_id,
-            operation=self.operations[row["operation"]],
-            amount=row["amount"],
-            balance_after=row["balance_after"],
-            nonce=nonce,
-            created_on=row["created_on"],
-            replayed=replayed,
+        self,
+        owner_id: str,
+        operation: LedgerOperation,
+        nonce: str,
+        quantity: int = 1,
+        metadata: Metadata | None = None,
+    ) -> (
+        Entry
+        | InsufficientCredits
+        | NonceConflict
+        | LimitReached
+        | HoldNonceConflict
+        | InvalidInput
+    ):
+        """Appends `quantity` units of `operation` for `owner_id` unless the nonce was used
+        before (replay: the original entry; another operation or quantity: NonceConflict; a
+        hold's nonce: HoldNonceConflict), the operation's limit is reached (LimitReached),
+        or what is available would go negative (InsufficientCredits); a refusal writes
+        nothing."""
+        row = await self.connections.write(
+            CREATE_ENTRY, owner_id, operation.name, nonce, quantity, metadata_json(metadata)
         )
+        match row["outcome"]:
+            case "insufficient_credits":
+                return InsufficientCredits(balance=row["current_balance"], required=row["required"])
+            case "limit_reached":
+                return LimitReached(operation=operation, retry_after=row["retry_after"])
+            case "too_large":
+                return TOO_LARGE
+            case "hold_nonce_conflict":
+                return HoldNonceConflict(await self.holds.by_id(row["hold_id"]))
+            case "nonce_conflict":
+                return NonceConflict(existing=entry_of(row, self.operations, prefix="entry_"))
+            case outcome:
+                return entry_of(
+                    row, self.operations, prefix="entry_", replayed=outcome != "created"
+                )
 
     async def balances_of(self, owner_ids: Sequence[str]) -> list[Balance]:
         """Balances of `owner_ids`, in the same order, in one query."""
         rows = await self.connections.read(BALANCES, list(set(owner_ids)))
         found = {row["owner_id"]: row for row in rows}
         return [
-            Balance(owner_id, found[owner_id]["balance"], found[owner_id]["last_updated"])
-            if owner_id in found
+            Balance(owner_id, row["balance"], row["last_updated"], row["held"])
+            if (row := found.get(owner_id)) is not None
             else Balance(owner_id, 0, None)
             for owner_id in owner_ids
         ]
 
     async def entry_pages(self, queries: Sequence[HistoryQuery]) -> list[HistoryPage]:
         """A page of history for each query, in the same order, in one statement."""
-        bounds = [q.upper_bound() for q in queries]
-        rows = await self.connections.read(
-            ENTRY_PAGES,
-            [q.owner_id for q in queries],
-            [q.first + 1 for q in queries],  # one more tells if a next page exists
-            [b.created_on if b else None for b in bounds],
-            [b.id if b else None for b in bounds],
-            [q.operation.name if q.operation else None for q in queries],
-            [q.since for q in queries],
-        )
+        rows = await self.connections.read(ENTRY_PAGES, *entry_page_parameters(queries))
         found: list[list[Entry]] = [[] for _ in queries]
         for row in rows:
-            query = queries[row["n"] - 1]
-            found[row["n"] - 1].append(self._entry(row, query.owner_id, row["nonce"]))
+            found[row["n"] - 1].append(entry_of(row, self.operations))
         return [
             HistoryPage(tuple(entries[: q.first]), has_next_page=len(entries) > q.first)
             for q, entries in zip(queries, found, strict=True)
         ]
 
+    async def entries_by_id(self, entry_ids: Sequence[int]) -> dict[int, Entry]:
+        """The entries of these ids that exist, by id, in one statement."""
+        rows = await self.connections.read(ENTRIES_BY_ID, list(set(entry_ids)))
+        return {row["id"]: entry_of(row, self.operations) for row in rows}
+
+    async def refunds_of(self, entries: Sequence[tuple[str, int]]) -> dict[int, Entry]:
+        """The refunds of these (owner, id) entries that have one, by the original's id."""
+        rows = await self.connections.read(
+            REFUNDS_OF, [owner for owner, _ in entries], [entry_id for _, entry_id in entries]
+        )
+        return {row["refund_of"]: entry_of(row, self.operations) for row in rows}
+
     async def balances_at(self, requests: Sequence[tuple[str, datetime]]) -> list[Balance]:
         """Each owner's balance right after its newest entry created at or before the
-        instant (0 and no last_updated before its first entry), in one statement."""
+        instant (0 and no last_updated before its first entry), and what its holds then
+        reserved, in one statement."""
         rows = await self.connections.read(
             BALANCES_AT, [owner_id for owner_id, _ in requests], [at for _, at in requests]
         )
         return [
-            Balance(owner_id, row["balance_after"] or 0, row["created_on"])
+            Balance(owner_id, row["balance_after"] or 0, row["created_on"], row["held"])
             for (owner_id, _), row in zip(requests, rows, strict=True)
         ]
 
     async def newest_balances(self, owner_ids: Sequence[str]) -> list[BalanceUpdate]:
-        """Each owner's current balance and the entry that made it, in one statement."""
+        """Each owner's current balance and its version, in one statement."""
         rows = await self.connections.read(NEWEST_BALANCES, list(owner_ids))
         return [
             BalanceUpdate(
-                Balance(owner_id, row["balance"] or 0, row["last_updated"]), row["entry_id"]
+                Balance(owner_id, row["balance"] or 0, row["last_updated"], row["held"] or 0),
+                row["version"] or 0,
             )
             for owner_id, row in zip(owner_ids, rows, strict=True)
         ]

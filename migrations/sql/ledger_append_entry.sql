@@ -1,23 +1,23 @@
--- Appends the entry, under the owner's balance lock, and announces it on ledger_balances:
--- NOTIFY is delivered to listeners only if, and when, the transaction commits, in commit
--- order. A copy that committed first makes the INSERT raise unique_violation on
--- entries_owner_nonce_key (or entries_owner_limit_key), which the caller repeats.
+-- Appends an entry under the owner's balance lock and announces the new balance. A copy that
+-- committed first makes the INSERT raise unique_violation on entries_owner_nonce_key (or
+-- entries_owner_limit_key, entries_owner_refund_key, entries_owner_hold_key), which the
+-- caller repeats. One unit and the kind OPERATION are stored as NULLs: the common entry
+-- pays nothing for them.
 CREATE FUNCTION ledger_append_entry(
     p_owner_id text, p_operation text, p_amount integer, p_balance_after integer,
-    p_nonce text, p_created_on timestamptz, p_limit_key text
+    p_nonce text, p_created_on timestamptz, p_limit_key text,
+    p_quantity integer DEFAULT 1, p_kind text DEFAULT NULL, p_metadata jsonb DEFAULT NULL,
+    p_refund_of bigint DEFAULT NULL, p_hold_id bigint DEFAULT NULL
 ) RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
     v_id bigint;
 BEGIN
     INSERT INTO entries (owner_id, operation, amount, balance_after, nonce, created_on,
-                         limit_key)
+                         limit_key, quantity, kind, metadata, refund_of, hold_id)
     VALUES (p_owner_id, p_operation, p_amount, p_balance_after, p_nonce, p_created_on,
-            p_limit_key)
+            p_limit_key, nullif(p_quantity, 1), p_kind, p_metadata, p_refund_of, p_hold_id)
     RETURNING id INTO v_id;
-    PERFORM pg_notify('ledger_balances', json_build_object(
-        'owner_id', p_owner_id, 'balance', p_balance_after, 'entry_id', v_id,
-        'created_on_us', (extract(epoch FROM p_created_on) * 1000000)::bigint
-    )::text);
+    PERFORM ledger_announce(p_owner_id);
     RETURN v_id;
 END
 $$

@@ -7,13 +7,14 @@ TRUNCATE on entries. Every key starts with owner_id so the tables can be distrib
 owner (Citus) unchanged.
 
 This revision first installed create_entry(); its source now lives once, in
-migrations/sql/, installed by 0006. Every upgrade runs to head in one transaction, so the
+migrations/sql/, which `migrate` installs at its newest version after the revisions
+(graphql_ledger/storage/functions.py). Every upgrade runs to head in one transaction, so the
 function versions of the revisions in between never served a write and are not kept.
 """
 
 from alembic import op
 
-from graphql_ledger.storage.migrations import install_functions
+from graphql_ledger.storage.functions import install_functions
 
 revision = "0001"
 down_revision = None

@@ -6,7 +6,7 @@ second one impossible for every writer, whatever its nonce. create_entry() answe
 'limit_reached' with the instant the operation is allowed again (NULL for never).
 
 The create_entry() this revision installed is not kept: every upgrade runs to head in one
-transaction, so only head's functions (migrations/sql/, installed by 0006) ever serve.
+transaction, so only head's functions (migrations/sql/, installed by `migrate`) ever serve.
 """
 
 from alembic import op

@@ -5,7 +5,7 @@ nothing, and listeners receive committed ones in commit order.
 
 This revision changed create_entry() alone, and its version is not kept: every upgrade
 runs to head in one transaction, so only head's functions ever serve. The announcement is
-ledger_append_entry()'s, in migrations/sql/, installed by 0006. The revision stays so that
+ledger_append_entry()'s, in migrations/sql/, installed by `migrate`. The revision stays so that
 databases at 0004 still have their place in the history.
 """
 

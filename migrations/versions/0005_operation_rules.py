@@ -16,7 +16,7 @@ credits an overdraft lacked) for InsufficientCredits. The previous signature,
 create_entry(owner, operation, amount, nonce, limit), stays for the processes of the
 previous release while a rollout replaces them; their amount and limit are ignored.
 
-Those functions are installed by 0006 from migrations/sql/, where their source lives once:
+Those functions are installed by `migrate` from migrations/sql/, where their source lives once:
 every upgrade runs to head in one transaction, so this revision's versions never served.
 
 operation_rules has no owner_id: it is a small catalogue read by every write, which Citus

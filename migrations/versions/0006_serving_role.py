@@ -1,12 +1,13 @@
 """The ledger's functions from their one source, written for a serving role that may not
 write tables, and the identifier rule as CHECK constraints.
 
-Each function's source is a file in migrations/sql/ (its newest version: every upgrade
-runs to head in one transaction, so only head's functions ever serve). create_entry() is
-composed of small functions, one per step: the replay lookup, the rule in force (under the
-rules' lock, whose key ledger_rules_lock() alone gives), the limit check, the balance
-move under the owner's row lock, the append with its notification. Rule registration is a
-function too, record_operation_rules(), which takes that lock itself.
+Each function's source is a file in migrations/sql/, at its newest version, which `migrate`
+installs once the revisions have run (graphql_ledger/storage/functions.py); this revision
+creates only the identifier rule its CHECKs need. create_entry() is composed of small
+functions, one per step: the replay lookup, the rule in force (under the rules' lock, whose
+key ledger_rules_lock() alone gives), the limit check, the balance move under the owner's
+row lock, the append with its notification. Rule registration is a function too,
+record_operation_rules(), which takes that lock itself.
 
 create_entry() runs as the ledger's owner (SECURITY DEFINER, search_path pinned to this
 schema and pg_temp), so that the serving role, which `graphql-ledger migrate` grants only
@@ -21,38 +22,16 @@ migration commits either way).
 
 from alembic import op
 
-from graphql_ledger.storage.migrations import install_functions
+from graphql_ledger.storage.functions import install_functions
 
 revision = "0006"
 down_revision = "0005"
-
-# In the order they depend on each other.
-FUNCTIONS = (
-    "refuse_entry_change",
-    "ledger_is_identifier",
-    "ledger_rules_lock",
-    "ledger_entry_by_nonce",
-    "ledger_rule_in_force",
-    "ledger_limit_key",
-    "ledger_limit_reached",
-    "ledger_move_balance",
-    "ledger_append_entry",
-    "create_entry",
-    "create_entry_with_amount",
-    "ledger_rule_changes",
-    "record_operation_rules",
-)
 
 IDENTIFIERS = {"entries": ("owner_id", "nonce"), "balances": ("owner_id",)}
 
 
 def upgrade() -> None:
-    # Those of 0005 (and, on a database last migrated by an older release, of 0001 or
-    # 0003), whose OUT parameters CREATE OR REPLACE could not change.
-    for arguments in ("text, text, text", "text, text, integer, text, text"):
-        op.execute(f"DROP FUNCTION IF EXISTS create_entry({arguments})")
-    op.execute("DROP FUNCTION IF EXISTS create_entry(text, text, integer, text)")
-    install_functions(*FUNCTIONS)
+    install_functions("ledger_is_identifier")
     for table, columns in IDENTIFIERS.items():
         for column in columns:
             constraint = f"{table}_{column}_is_identifier"
