@@ -85,8 +85,10 @@ class Balance:
 
     @property
     def available(self) -> int:
-        """What a spend may take: the balance less what holds reserve."""
-        return self.balance - self.held
+        """What a spend may take: the balance less what holds reserve; never below 0 (the
+        database keeps it so; a balance as of an instant taken across a clock step back
+        could otherwise show a hold before the credits it reserved)."""
+        return max(0, self.balance - self.held)
 
 
 @dataclass(frozen=True, slots=True)

@@ -150,6 +150,7 @@ class Ledger:
         return await self.repository.entries_by_id(entry_ids)
 
     async def refunds_of(self, entries: Sequence[tuple[str, int]]) -> dict[int, Entry]:
+        """The refunds of these (owner, id) entries, by the original's id."""
         return await self.repository.refunds_of(entries)
 
     def _end_user_scope(self) -> tuple[str | None, list[str] | None]:
@@ -157,8 +158,7 @@ class Ledger:
         operations they may invoke; nothing for a backend service."""
         if self.caller.is_service:
             return None, None
-        operations = type_operations(self.repository.operations)
-        return self.caller.subject, operations
+        return self.caller.subject, _user_operations(self.repository.operations)
 
     async def balances(self, owner_ids: Sequence[str]) -> list[Balance]:
         """Current balances, in the order asked, in one read (the caller's rights are
@@ -174,7 +174,7 @@ class Ledger:
         return await self.repository.entry_pages(queries)
 
 
-def type_operations(operations: type[LedgerOperation]) -> list[str]:
+def _user_operations(operations: type[LedgerOperation]) -> list[str]:
     """The operations of an app an end user may invoke for themselves."""
     return [operation.name for operation in operations if operation.user_may_invoke]
 

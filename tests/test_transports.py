@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -94,8 +95,27 @@ def test_a_bad_document_gets_the_same_errors_over_post_get_and_websocket(
     assert over_websocket(shallow, query, variables) == posted
 
 
+@contextmanager
+def captured_log(name: str) -> Iterator[list[logging.LogRecord]]:
+    """The records `name` logs meanwhile, caught on that logger itself: once the app has
+    configured logging (configure_logging, in any earlier test of the process) its records
+    no longer propagate to the root logger, where pytest's caplog listens."""
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger(name)
+    previous = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield records
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
+
+
 def test_every_websocket_operation_is_logged_and_counted(
-    healthai_http: TestClient, caplog: pytest.LogCaptureFixture
+    healthai_http: TestClient,
 ) -> None:
     def counted() -> float:
         text = healthai_http.get("/metrics").text
@@ -113,7 +133,7 @@ def test_every_websocket_operation_is_logged_and_counted(
 
     before = counted()
     with (
-        caplog.at_level(logging.INFO, logger="graphql_ledger.requests"),
+        captured_log("graphql_ledger.requests") as records,
         healthai_http.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as ws,
     ):
         ws.send_json({"type": "connection_init", "payload": service_headers("healthai")})
@@ -123,7 +143,7 @@ def test_every_websocket_operation_is_logged_and_counted(
             ws.send_json({"id": str(n), "type": "subscribe", "payload": payload})
             assert ws.receive_json()["payload"]["data"]["balance"]["balance"] == 0
             assert ws.receive_json() == {"id": str(n), "type": "complete"}
-    lines = [r for r in caplog.records if getattr(r, "operation", None) == "Balance"]
+    lines = [r for r in records if getattr(r, "operation", None) == "Balance"]
     assert [(r.getMessage(), getattr(r, "outcome", None)) for r in lines] == [
         ("WS /graphql Balance", "ok")
     ] * 3

@@ -81,12 +81,7 @@ class LedgerSchema(strawberry.Schema):
         if requested:
             return requested
         document, _ = self._prepared(query)
-        names = [
-            definition.name.value
-            for definition in (document.definitions if document else ())
-            if isinstance(definition, OperationDefinitionNode) and definition.name
-        ]
-        return names[0] if len(names) == 1 else None
+        return _only_operation_name(document) if document else None
 
     def _document(
         self,

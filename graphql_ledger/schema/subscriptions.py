@@ -16,8 +16,9 @@ __all__ = ["Subscription"]
 class Subscription:
     @strawberry.subscription(
         description="The owner's balance now, then again each time an entry of it "
-        "commits, in commit order. A subscriber that reads slower than the balance "
-        "changes may skip older values, never the newest."
+        "commits, in commit order (and each time its holds change held and available). A "
+        "subscriber that reads slower than the balance changes may skip older values, never "
+        "the newest."
     )
     async def balance_changed(
         self, info: strawberry.Info, owner_id: strawberry.ID

@@ -247,7 +247,7 @@ def _problems(row: Any) -> list[str]:
         )
     if row["held"] != row["open_held"]:
         problems.append(f"held {row['held']} but its open holds reserve {row['open_held']}")
-    if 0 < row["held"] > row["balance"]:
+    if row["held"] > 0 and row["held"] > row["balance"]:
         problems.append(f"held {row['held']} above its balance {row['balance']}")
     if row["uncaptured"]:
         problems.append(f"{_count(row['uncaptured'], 'hold')} CAPTURED without a capture entry")

@@ -10,9 +10,9 @@ A few functions that tables depend on (a trigger's, a CHECK's) are created by th
 that needs them, with CREATE OR REPLACE, through `install_functions`; their signature never
 changes.
 
-Every function is created with the search_path a SECURITY DEFINER function records
-(`SET search_path FROM CURRENT`) pinned to the ledger's schema and pg_temp, and is callable by
-no one but the owner and those migrations/sql/serving_role.sql grants it to.
+Every file runs with the search_path pinned to the ledger's schema and pg_temp, which the
+SECURITY DEFINER functions record (`SET search_path FROM CURRENT`), and every function is
+callable by no one but the owner and those migrations/sql/serving_role.sql grants it to.
 """
 
 import hashlib
@@ -51,6 +51,7 @@ LEDGER_FUNCTIONS = (
     "ledger_limit_reached",
     "ledger_held",
     "ledger_hold_status",
+    "ledger_available",
     "ledger_settle_holds",
     "ledger_move_balance",
     "ledger_announce",

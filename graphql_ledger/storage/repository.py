@@ -43,11 +43,12 @@ TOO_LARGE = InvalidInput(
 
 CREATE_ENTRY = f"SELECT {WRITTEN_ENTRY} FROM create_entry($1, $2, $3, $4, $5::jsonb)"
 
-# Balances with the credits their open holds reserve now (ledger_held: exact while no hold
-# has expired, summed from the holds otherwise).
+# Balances with the credits their open holds reserve now: the stored held while no hold has
+# expired (held_until ahead), else summed from the holds (ledger_held).
 BALANCES = """
     SELECT b.owner_id, b.balance, b.last_updated,
-           ledger_held(b.owner_id, b.held, b.held_until, now()) AS held
+           CASE WHEN b.held = 0 OR b.held_until > now() THEN b.held
+                ELSE ledger_held(b.owner_id, now()) END AS held
       FROM balances b WHERE b.owner_id = ANY($1::text[])
 """
 
@@ -92,7 +93,8 @@ REFUNDS_OF = f"""
 # the live balance feed.
 NEWEST_BALANCES = """
     SELECT q.n, b.balance, b.last_updated, b.version,
-           ledger_held(b.owner_id, b.held, b.held_until, now()) AS held
+           CASE WHEN b.held = 0 OR b.held_until > now() THEN b.held
+                ELSE ledger_held(b.owner_id, now()) END AS held
       FROM unnest($1::text[]) WITH ORDINALITY AS q(owner_id, n)
       LEFT JOIN balances b ON b.owner_id = q.owner_id
      ORDER BY q.n

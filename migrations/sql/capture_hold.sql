@@ -49,6 +49,7 @@ BEGIN
     v_amount := v_hold.amount / v_hold.quantity * v_quantity;
     UPDATE balances b
        SET balance = b.balance + v_amount, held = b.held + v_hold.amount,
+           held_until = CASE WHEN b.held + v_hold.amount = 0 THEN NULL ELSE b.held_until END,
            last_updated = greatest(clock_timestamp(), b.last_updated),
            version = b.version + 1
      WHERE b.owner_id = v_hold.owner_id

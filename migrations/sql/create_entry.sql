@@ -41,14 +41,17 @@ BEGIN
     END IF;
 
     SELECT * INTO v_rule FROM ledger_rule_in_force(p_operation);
-    SELECT * INTO v_limit FROM ledger_limit_reached(p_owner_id, p_operation, v_rule.rule_limit);
-    IF v_limit.reached THEN
-        v_answer.outcome := 'limit_reached';
-        v_answer.retry_after := v_limit.retry_after;
-        RETURN v_answer;
+    IF v_rule.rule_limit IS NOT NULL THEN
+        SELECT * INTO v_limit
+          FROM ledger_limit_reached(p_owner_id, p_operation, v_rule.rule_limit);
+        IF v_limit.reached THEN
+            v_answer.outcome := 'limit_reached';
+            v_answer.retry_after := v_limit.retry_after;
+            RETURN v_answer;
+        END IF;
     END IF;
     v_amount := v_rule.rule_amount::bigint * p_quantity;
-    IF v_amount NOT BETWEEN -2147483648 AND 2147483647 THEN
+    IF v_amount NOT BETWEEN -2147483647 AND 2147483647 THEN
         v_answer.outcome := 'too_large';
         RETURN v_answer;
     END IF;
@@ -62,10 +65,7 @@ BEGIN
         v_answer.current_balance := v_move.available;
         RETURN v_answer;
     END IF;
-    IF EXISTS (SELECT FROM ledger_hold_by_nonce(p_owner_id, p_nonce)) THEN
-        RAISE unique_violation USING CONSTRAINT = 'holds_owner_nonce_key',
-            MESSAGE = 'a hold with this nonce committed concurrently';
-    END IF;
+    PERFORM ledger_raise_if_nonce_taken(p_owner_id, p_nonce, p_entries => false);
 
     -- The limit's period is that of the entry's own created_on, taken under the lock.
     v_entry := ledger_append_entry(

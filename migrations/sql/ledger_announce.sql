@@ -8,7 +8,8 @@ CREATE FUNCTION ledger_announce(
 ) RETURNS void LANGUAGE sql AS $$
     SELECT pg_notify('ledger_balances', json_build_object(
         'owner_id', p_owner_id, 'balance', p_balance,
-        'held', ledger_held(p_owner_id, p_held, p_held_until, clock_timestamp()),
+        'held', CASE WHEN p_held = 0 OR p_held_until > clock_timestamp() THEN p_held
+                     ELSE ledger_held(p_owner_id, clock_timestamp()) END,
         'version', p_version,
         'last_updated_us', (extract(epoch FROM p_last_updated) * 1000000)::bigint
     )::text)

@@ -5,14 +5,16 @@
 -- balance past the integer range answers NULLs with too_large.
 --
 -- The common debit takes one statement: when no hold is open, or none has expired yet
--- (held_until ahead), balances.held is exact. Otherwise the owner's holds are settled first.
+-- (held_until ahead), balances.held is exact. Otherwise what is available is computed under
+-- the lock, and the owner's holds are settled only for a debit that goes ahead: a refusal
+-- writes nothing.
 CREATE FUNCTION ledger_move_balance(
     p_owner_id text, p_amount integer,
     OUT new_balance integer, OUT moved_on timestamptz, OUT available integer,
     OUT too_large boolean, OUT held integer, OUT held_until timestamptz, OUT version bigint
 ) LANGUAGE plpgsql AS $$
 DECLARE
-    v_settled record;
+    v_owner record;
 BEGIN
     too_large := false;
     IF p_amount >= 0 THEN
@@ -39,16 +41,20 @@ BEGIN
     IF FOUND THEN
         RETURN;
     END IF;
-    SELECT * INTO v_settled FROM ledger_settle_holds(p_owner_id);
+    -- Short of credits, or a hold may have expired: decide on what is available now,
+    -- without writing, and settle the holds only for a debit that goes ahead.
+    SELECT * INTO v_owner FROM ledger_available(p_owner_id);
+    IF coalesce(v_owner.balance - v_owner.held, 0) + p_amount < 0 THEN
+        available := coalesce(v_owner.balance - v_owner.held, 0);
+        RETURN;
+    END IF;
+    PERFORM ledger_settle_holds(p_owner_id);
     UPDATE balances AS b
        SET balance = b.balance + p_amount,
            last_updated = greatest(clock_timestamp(), b.last_updated),
            version = b.version + 1
-     WHERE b.owner_id = p_owner_id AND b.balance + p_amount >= b.held
+     WHERE b.owner_id = p_owner_id
     RETURNING b.balance, b.last_updated, b.held, b.held_until, b.version
          INTO new_balance, moved_on, held, held_until, version;
-    IF NOT FOUND THEN
-        available := coalesce(v_settled.balance - v_settled.held, 0);
-    END IF;
 END
 $$

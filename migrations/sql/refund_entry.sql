@@ -58,10 +58,7 @@ BEGIN
         v_answer.required := v_original.amount;
         RETURN v_answer;
     END IF;
-    IF EXISTS (SELECT FROM ledger_hold_by_nonce(v_original.owner_id, p_nonce)) THEN
-        RAISE unique_violation USING CONSTRAINT = 'holds_owner_nonce_key',
-            MESSAGE = 'a hold with this nonce committed concurrently';
-    END IF;
+    PERFORM ledger_raise_if_nonce_taken(v_original.owner_id, p_nonce, p_entries => false);
     v_entry := ledger_append_entry(
         v_original.owner_id, v_original.operation, -v_original.amount, v_move.new_balance,
         p_nonce, v_move.moved_on, NULL, coalesce(v_original.quantity, 1), 'refund',

@@ -18,9 +18,13 @@ BEGIN
         WHEN 'released' THEN
             RETURN ledger_answer_hold('replayed', v_found.hold);
         WHEN 'open' THEN
-            UPDATE holds h SET status = 'released', ended_on = clock_timestamp()
+            UPDATE holds h SET status = 'released',
+                               ended_on = greatest(clock_timestamp(), h.created_on)
              WHERE h.owner_id = (v_found.hold).owner_id AND h.id = p_hold_id;
-            UPDATE balances b SET held = b.held + (v_found.hold).amount, version = b.version + 1
+            UPDATE balances b
+               SET held = b.held + (v_found.hold).amount, version = b.version + 1,
+                   held_until = CASE WHEN b.held + (v_found.hold).amount = 0 THEN NULL
+                                     ELSE b.held_until END
              WHERE b.owner_id = (v_found.hold).owner_id
             RETURNING b.balance, b.held, b.held_until, b.version, b.last_updated INTO v_row;
             PERFORM ledger_announce((v_found.hold).owner_id, v_row.balance, v_row.held,

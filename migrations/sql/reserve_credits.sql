@@ -39,12 +39,12 @@ BEGIN
     IF v_rule.rule_amount >= 0 OR v_rule.rule_limit IS NOT NULL THEN
         v_answer.outcome := 'not_reservable';
         RETURN v_answer;
-    ELSIF v_amount < -2147483648 THEN
+    ELSIF v_amount <= -2147483648 THEN  -- no balance covers it; -amount would overflow
         v_answer.outcome := 'too_large';
         RETURN v_answer;
     END IF;
 
-    SELECT * INTO v_owner FROM ledger_settle_holds(p_owner_id);
+    SELECT * INTO v_owner FROM ledger_available(p_owner_id);
     PERFORM ledger_raise_if_nonce_taken(p_owner_id, p_nonce);
     IF coalesce(v_owner.balance - v_owner.held, 0) + v_amount < 0 THEN
         v_answer.outcome := 'insufficient_credits';
@@ -52,10 +52,14 @@ BEGIN
         v_answer.required := -v_amount;
         RETURN v_answer;
     END IF;
+    PERFORM ledger_settle_holds(p_owner_id);
+    -- Never before the owner's newest entry, as entries' created_on, so that a balance as
+    -- of an instant never counts a hold without the credits it reserved.
     INSERT INTO holds (owner_id, operation, quantity, amount, nonce, metadata, created_on,
                        expires_at)
-    VALUES (p_owner_id, p_operation, p_quantity, v_amount, p_nonce, p_metadata,
-            clock_timestamp(), clock_timestamp() + make_interval(secs => p_expires_in))
+    SELECT p_owner_id, p_operation, p_quantity, v_amount, p_nonce, p_metadata, at,
+           at + make_interval(secs => p_expires_in)
+      FROM greatest(clock_timestamp(), v_owner.last_updated) AS at
     RETURNING * INTO v_hold;
     UPDATE balances b
        SET held = b.held - v_hold.amount,

@@ -13,5 +13,5 @@ GRANT EXECUTE ON FUNCTION create_entry(text, text, text, integer, jsonb),
     capture_hold(bigint, integer, jsonb, text, text[]),
     release_hold(bigint, text, text[]),
     refund_entry(bigint, text, jsonb),
-    ledger_held(text, integer, timestamptz, timestamptz),
+    ledger_held(text, timestamptz),
     ledger_hold_status(text, timestamptz, timestamptz) TO ledger_serving;
