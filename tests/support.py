@@ -442,7 +442,8 @@ def wait_for_database_clock(url: str, instant: str, timeout: float = 1.5) -> Non
     """Returns once the database's clock has passed `instant` (an ISO 8601 string the API
     gave, e.g. a hold's expiresAt); polled, never a fixed sleep."""
     deadline = time.monotonic() + timeout
-    while not sql(url, "SELECT clock_timestamp() > CAST(:at AS timestamptz)", at=instant)[0][0]:
+    passed = "SELECT clock_timestamp() > CAST(CAST(:at AS text) AS timestamptz)"
+    while not sql(url, passed, at=instant)[0][0]:
         assert time.monotonic() < deadline, f"the database clock did not reach {instant}"
         time.sleep(0.02)
 

@@ -105,6 +105,8 @@ def race(cluster: Cluster, calls: list[Call]) -> list[dict[str, Any]]:
                 deadline = loop.time() + 30
                 while waiters < expected and not requests.done() and loop.time() < deadline:
                     await asyncio.sleep(0.01)
+                    # pg_stat_activity is read once per transaction unless told again.
+                    await gate.execute(text("SELECT pg_stat_clear_snapshot()"))
                     waiters = await gate.scalar(text(WAITERS))
                 await gate.commit()
                 results = await requests

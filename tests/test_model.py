@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 from hypothesis.stateful import (
     RuleBasedStateMachine,
+    initialize,
     invariant,
     precondition,
     rule,
@@ -33,6 +34,7 @@ from healthai.operations import HealthAIOperation
 from tests.support import (
     CAPTURE_HOLD,
     CREATE_ENTRY,
+    CREATE_ENTRY_FULL,
     REFUND_ENTRY,
     RELEASE_HOLD,
     RESERVE_CREDITS,
@@ -400,6 +402,25 @@ class LedgerMachine(RuleBasedStateMachine):
         }
 
     # -- holds and refunds ---------------------------------------------------------------
+
+    @initialize(credits=st.lists(st.integers(0, 4), min_size=3, max_size=3))
+    def owners_start_with_some_credits(self, credits: list[int]) -> None:
+        """CREDIT_ADD of a few units (quantity), so that holds are not all refused."""
+        for owner_id, quantity in zip(self.owners, credits, strict=True):
+            if quantity == 0:
+                continue
+            nonce = f"funding-{uuid.uuid4().hex}"  # never drawn: no replay to predict
+            result = self.run.mutate(
+                CREATE_ENTRY_FULL,
+                "createEntry",
+                ownerId=owner_id,
+                operation="CREDIT_ADD",
+                nonce=nonce,
+                quantity=quantity,
+            )
+            assert result["__typename"] == "LedgerEntry", result
+            assert (result["amount"], result["nonce"]) == (10 * quantity, nonce)
+            self.entries[(owner_id, nonce)] = self.book(result, "OPERATION", quantity)
 
     def check_reserve(
         self,
