@@ -1,5 +1,6 @@
 # The ledger apps' image: `uvicorn healthai.app:app` or `uvicorn travelai.app:app`, and the
-# `graphql-ledger` command (run `graphql-ledger migrate` before a new release starts).
+# `graphql-ledger` command (run `graphql-ledger migrate` as the tables' owner before a new
+# release starts; the apps log in as a member of ledger_serving, see docs/security.md).
 FROM python:3.11-slim
 
 WORKDIR /srv/ledger

@@ -26,17 +26,17 @@ def json_response(body: object) -> Response:
     return Response(json.dumps(body), media_type="application/json")
 
 
-def authenticated(request: Request) -> bool:
+async def authenticated(request: Request) -> bool:
     """The product's token check, so that the comparison isolates GraphQL's cost."""
     authenticator: Authenticator = request.app.state.authenticator
     try:
-        return authenticator.authenticate(request.headers.get("authorization")).is_service
+        return (await authenticator.authenticate(request.headers.get("authorization"))).is_service
     except Unauthenticated:
         return False
 
 
 async def create_entry(request: Request) -> Response:
-    if not authenticated(request):
+    if not await authenticated(request):
         return Response(status_code=401)
     body = await request.json()
     problem = identifier_problem("ownerId", body["ownerId"]) or identifier_problem(
@@ -54,7 +54,7 @@ async def create_entry(request: Request) -> Response:
 
 
 async def balances(request: Request) -> Response:
-    if not authenticated(request):
+    if not await authenticated(request):
         return Response(status_code=401)
     body = await request.json()
     repository: LedgerRepository = request.app.state.repository

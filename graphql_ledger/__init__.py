@@ -44,6 +44,7 @@ def __getattr__(name: str) -> Any:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'graphql_ledger' has no attribute {name!r}")
 
+
 __all__ = [
     "SHARED_AMOUNTS",
     "LedgerOperation",

@@ -18,10 +18,12 @@ from starlette.routing import Mount, Route, WebSocketRoute
 
 from graphql_ledger.auth import authenticator_for, development_secret
 from graphql_ledger.config import Settings
+from graphql_ledger.development import development_token, is_development
 from graphql_ledger.graphiql import STATIC_PATH, GraphiQLAssets
 from graphql_ledger.health import healthz, readyz
 from graphql_ledger.health import metrics as metrics_endpoint
-from graphql_ledger.ledger import Entry, EntryOutcome
+from graphql_ledger.home import home
+from graphql_ledger.ledger import Entry
 from graphql_ledger.logs import configure_logging
 from graphql_ledger.metrics import LedgerMetrics
 from graphql_ledger.middleware import AccessLog, BodyLimit, RequestId
@@ -44,7 +46,11 @@ logger = logging.getLogger(__name__)
 
 
 def create_app(
-    name: str, operations: type[LedgerOperation], settings: Settings | None = None
+    name: str,
+    operations: type[LedgerOperation],
+    settings: Settings | None = None,
+    *,
+    development: bool | None = None,
 ) -> Starlette:
     """The ASGI app serving `name`'s ledger at /graphql.
 
@@ -54,10 +60,14 @@ def create_app(
             server or on the embedded one).
         operations: The app's operation enum.
         settings: The configuration; read from the environment when omitted.
+        development: Whether GraphiQL opens with a development token (`serve` says; by
+            default, when the app is in development mode: development.py).
     """
     if settings is None:  # this process is the app's: its logs are the app's too
         settings = Settings.from_env()
-        configure_logging(settings.log_format)
+        configure_logging(settings.log_format, development=is_development(settings, [name]))
+    if development is None:
+        development = is_development(settings, [name])
     graphiql = GraphiQLAssets()
     graphql = LedgerGraphQL(
         build_schema(operations, QueryLimits.of(settings)),
@@ -70,12 +80,13 @@ def create_app(
             Route("/graphql", graphql),
             WebSocketRoute("/graphql", graphql),
             Mount(STATIC_PATH, graphiql.files),  # GraphiQL's own files (graphiql.py)
+            Route("/", home),  # a pointer to /graphql (home.py)
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics_endpoint),
         ],
         middleware=_middleware(settings),
-        lifespan=_lifespan(name, operations, settings),
+        lifespan=_lifespan(name, operations, settings, graphiql if development else None),
     )
     app.state.name = name
     app.state.schema_revision = head_revision()
@@ -104,16 +115,25 @@ def _middleware(settings: Settings) -> list[Middleware]:
 
 
 def _lifespan(
-    name: str, operations: type[LedgerOperation], settings: Settings
+    name: str,
+    operations: type[LedgerOperation],
+    settings: Settings,
+    development_page: GraphiQLAssets | None,
 ) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
     """The app's lifespan: its database (the embedded one when none is configured), token
-    key, repository, balance feed and metrics, opened at start and closed at stop."""
+    key, repository, balance feed and metrics, opened at start and closed at stop. In
+    development, `development_page` (GraphiQL) is given a development token to open with."""
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             url, serving = await _database(stack, name, operations, settings)
-            app.state.authenticator = authenticator_for(serving, name)
+            app.state.authenticator = authenticator = authenticator_for(serving, name)
+            await authenticator.start()  # the identity provider's keys, if any: fetched now
+            stack.push_async_callback(authenticator.stop)
+            if development_page is not None:  # GraphiQL opens ready to run (graphiql.py)
+                key = serving.jwt_secret if serving.auth else None
+                development_page.develop(name, key and development_token(key, name))
             engine = create_engine(
                 url,
                 pool_size=settings.pool_size,
@@ -153,8 +173,9 @@ async def _database(
         return url, settings
     embedded = await asyncio.to_thread(EmbeddedPostgres(settings.data_dir).start)
     stack.push_async_callback(asyncio.to_thread, embedded.stop)
-    url = embedded.url(name)
-    await migrate(url, operations)
+    # Migrated as the embedded server's superuser; served as its serving login.
+    await migrate(embedded.url(name), operations, login=embedded.serving_login)
+    url = embedded.serving_url(name)
     if settings.auth and not settings.token_key_configured:
         secret = development_secret(settings.data_dir)
         settings = dataclasses.replace(settings, jwt_secret=secret)
@@ -171,14 +192,15 @@ def pool_status(engine: AsyncEngine) -> Callable[[], tuple[int, int]]:
     return status
 
 
-def counting(metrics: LedgerMetrics) -> Callable[[EntryOutcome], None]:
-    """What the metrics count of each createEntry outcome."""
+def counting(metrics: LedgerMetrics) -> Callable[[object], None]:
+    """What the metrics count of each write's outcome: entries written (replays aside) and
+    refusals by code."""
 
-    def observe(outcome: EntryOutcome) -> None:
+    def observe(outcome: object) -> None:
         if isinstance(outcome, Entry):
             if not outcome.replayed:
                 metrics.entry_created(outcome.operation.name)
-        else:
-            metrics.refusal(outcome.code)
+        elif isinstance(code := getattr(outcome, "code", None), str):
+            metrics.refusal(code)
 
     return observe

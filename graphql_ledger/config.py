@@ -2,7 +2,9 @@
 service reads is named here and documented in the README's Configuration section."""
 
 import os
-from collections.abc import Mapping
+import time
+import urllib.parse
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -13,6 +15,8 @@ __all__ = ["ConfigError", "Settings"]
 
 _APP_URL_SUFFIX = "_DATABASE_URL"
 _LISTEN_URL_SUFFIX = "_LISTEN_DATABASE_URL"
+_AUDIENCE_SUFFIX = "_JWT_AUDIENCE"
+_TOKEN_KEYS = ("LEDGER_JWT_SECRET", "LEDGER_JWT_PUBLIC_KEY", "LEDGER_JWKS_URL")
 
 
 class ConfigError(Exception):
@@ -39,11 +43,26 @@ class Settings:
             SERVICE_UNAVAILABLE.
         statement_cache: `LEDGER_DB_STATEMENT_CACHE`, prepared statements kept per
             connection; 0 behind PgBouncer in transaction mode.
-        log_format: `LEDGER_LOG_FORMAT`, `json` (one object per line) or `text`.
+        log_format: `LEDGER_LOG_FORMAT`, `json` (one object per line) or `text`; None
+            (unset): `text` in development mode, `json` otherwise.
         auth: `LEDGER_AUTH` (`on` or `off`): whether requests need a bearer token.
         jwt_secret: `LEDGER_JWT_SECRET`, the HS256 key tokens are signed with.
         jwt_public_key: `LEDGER_JWT_PUBLIC_KEY`, a PEM file of the RS256 or ES256 public
             key tokens are verified with, when an identity provider signs them.
+        jwks_url: `LEDGER_JWKS_URL`, the identity provider's JSON Web Key Set: tokens are
+            verified with the key their `kid` names. One of `jwt_secret`,
+            `jwt_public_key` and `jwks_url` at most.
+        jwks_ttl: `LEDGER_JWKS_TTL`, seconds the fetched key set is used before it is
+            fetched again.
+        jwks_clock: the monotonic clock that TTL and the unknown-key refresh limit are
+            measured on; not an environment variable (tests drive it).
+        jwt_issuer: `LEDGER_JWT_ISSUER`, the `iss` every token must carry, when set.
+        jwt_audiences: `<APP>_JWT_AUDIENCE` values by lower-case app name: the `aud` that
+            app's tokens carry, by default the app's name (`audience()`).
+        jwt_owner_claim: `LEDGER_JWT_OWNER_CLAIM`, the claim naming the owner an end-user
+            token stands for.
+        jwt_scope_claim: `LEDGER_JWT_SCOPE_CLAIM`, the claim holding the token's scopes (a
+            space-separated string or a list of strings).
         introspection: `LEDGER_INTROSPECTION` (`on` or `off`).
         cors_origins: `LEDGER_CORS_ORIGINS`, comma-separated origins browsers may call
             from; none by default.
@@ -64,10 +83,17 @@ class Settings:
     pool_timeout: float = 5.0
     db_timeout: float = 5.0
     statement_cache: int = 100
-    log_format: str = "json"
+    log_format: str | None = None
     auth: bool = True
     jwt_secret: str | None = None
     jwt_public_key: Path | None = None
+    jwks_url: str | None = None
+    jwks_ttl: float = 300.0
+    jwks_clock: Callable[[], float] = field(default=time.monotonic, compare=False, repr=False)
+    jwt_issuer: str | None = None
+    jwt_audiences: Mapping[str, str] = field(default_factory=dict)
+    jwt_owner_claim: str = "sub"
+    jwt_scope_claim: str = "scope"
     introspection: bool = True
     cors_origins: tuple[str, ...] = ()
     max_depth: int = 10
@@ -93,16 +119,20 @@ class Settings:
             for name, value in environ.items()
             if name.endswith(_LISTEN_URL_SUFFIX) and value
         }
-        log_format = (environ.get("LEDGER_LOG_FORMAT") or cls.log_format).strip().lower()
-        if log_format not in ("json", "text"):
+        log_format = (environ.get("LEDGER_LOG_FORMAT") or "").strip().lower() or None
+        if log_format not in (None, "json", "text"):
             raise ConfigError(f"LEDGER_LOG_FORMAT must be json or text, not {log_format!r}")
         cache = environ.get("LEDGER_DB_STATEMENT_CACHE", "").strip()
         if cache and not cache.isdigit():
             raise ConfigError(f"LEDGER_DB_STATEMENT_CACHE must be 0 or more, not {cache!r}")
+        keys = [name for name in _TOKEN_KEYS if environ.get(name)]
+        if len(keys) > 1:
+            raise ConfigError(
+                f"set one of {', '.join(_TOKEN_KEYS)}, not {' and '.join(keys)}: each is "
+                "a different way to verify tokens"
+            )
         public_key = environ.get("LEDGER_JWT_PUBLIC_KEY")
         secret = environ.get("LEDGER_JWT_SECRET") or None
-        if secret and public_key:
-            raise ConfigError("set LEDGER_JWT_SECRET or LEDGER_JWT_PUBLIC_KEY, not both")
         origins = environ.get("LEDGER_CORS_ORIGINS", "")
         return cls(
             app_database_urls=app_urls,
@@ -117,6 +147,14 @@ class Settings:
             auth=_switch(environ, "LEDGER_AUTH", cls.auth),
             jwt_secret=secret,
             jwt_public_key=Path(public_key) if public_key else None,
+            jwks_url=_jwks_url(environ),
+            jwks_ttl=_positive(environ, "LEDGER_JWKS_TTL", float, cls.jwks_ttl),
+            jwt_issuer=environ.get("LEDGER_JWT_ISSUER") or None,
+            jwt_audiences=_audiences(environ),
+            jwt_owner_claim=environ.get("LEDGER_JWT_OWNER_CLAIM", "").strip()
+            or cls.jwt_owner_claim,
+            jwt_scope_claim=environ.get("LEDGER_JWT_SCOPE_CLAIM", "").strip()
+            or cls.jwt_scope_claim,
             introspection=_switch(environ, "LEDGER_INTROSPECTION", cls.introspection),
             cors_origins=tuple(o.strip() for o in origins.split(",") if o.strip()),
             max_depth=_positive(environ, "LEDGER_MAX_DEPTH", int, cls.max_depth),
@@ -145,9 +183,17 @@ class Settings:
         """Where `app`'s balance feed LISTENs: its own setting, else its database URL."""
         return self.app_listen_urls.get(app, database_url)
 
+    def audience(self, app: str) -> str:
+        """The `aud` `app`'s tokens carry: `<APP>_JWT_AUDIENCE`, else the app's name."""
+        return self.jwt_audiences.get(app, app)
+
     @property
     def token_key_configured(self) -> bool:
-        return self.jwt_secret is not None or self.jwt_public_key is not None
+        return (
+            self.jwt_secret is not None
+            or self.jwt_public_key is not None
+            or self.jwks_url is not None
+        )
 
 
 _Number = TypeVar("_Number", int, float)
@@ -166,6 +212,31 @@ def _positive(
     if value <= 0:
         raise ConfigError(f"{name} must be a positive number, not {raw!r}")
     return value
+
+
+def _jwks_url(environ: Mapping[str, str]) -> str | None:
+    raw = environ.get("LEDGER_JWKS_URL", "").strip()
+    if not raw:
+        return None
+    parts = urllib.parse.urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            f"LEDGER_JWKS_URL must be an http(s) URL of a JSON Web Key Set, not {raw!r}"
+        )
+    return raw
+
+
+def _audiences(environ: Mapping[str, str]) -> dict[str, str]:
+    if environ.get("LEDGER" + _AUDIENCE_SUFFIX):
+        raise ConfigError(
+            "LEDGER_JWT_AUDIENCE is not read: each app has its own audience, "
+            "<APP>_JWT_AUDIENCE (HEALTHAI_JWT_AUDIENCE, TRAVELAI_JWT_AUDIENCE)"
+        )
+    return {
+        name[: -len(_AUDIENCE_SUFFIX)].lower(): value.strip()
+        for name, value in environ.items()
+        if name.endswith(_AUDIENCE_SUFFIX) and value.strip()
+    }
 
 
 def _switch(environ: Mapping[str, str], name: str, default: bool) -> bool:

@@ -1,21 +1,19 @@
-"""GraphiQL that works offline. Strawberry's GraphiQL page loads React, GraphiQL, its explorer
-plugin and js-cookie from a CDN, so it is blank without internet. `make assets` installs the
-npm packages pinned in assets/ and copies the files that page names (`main`, as `install
-assets/node_modules`) into graphql_ledger/static/graphiql/, laid out as the CDN lays them out
-(`graphiql@3.8.3/graphiql.min.js`). The app serves that directory at /graphql/static/graphiql/
-and answers a browser's GET /graphql with the stock page, its CDN URLs pointed there. The page
-keeps its `integrity` hashes, which the local files are checked against, so the browser
-verifies exactly what it would have verified from the CDN. When a file is missing or differs,
-the page is the stock CDN one and one warning says to run `make assets`."""
+"""GraphiQL, served ready to use. In development the page opens with the development service
+token in its Headers editor (so the schema loads and Docs, autocompletion and validation work
+at once), the Docs panel open and a first example in the editor; elsewhere it holds no token
+and its editor says in one line how to add one.
 
-import argparse
+The page is Strawberry's, with its CDN files served by the app when `make assets` has copied
+them into DEFAULT_DIRECTORY (assets/install.py; laid out as the CDN lays them out, e.g.
+`graphiql@3.8.3/graphiql.min.js`) at STATIC_PATH; it keeps its `integrity` hashes, which the
+local files are checked against. When a file is missing or differs, the page loads them from
+the CDN, and one warning says to run `make assets`."""
+
 import base64
 import hashlib
+import ipaddress
 import json
 import logging
-import shutil
-import sys
-from collections.abc import Sequence
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
@@ -25,12 +23,17 @@ from starlette.staticfiles import StaticFiles
 from strawberry.http.ides import get_graphql_ide_html
 
 __all__ = [
+    "CDN",
     "DEFAULT_DIRECTORY",
+    "FIRST_EXAMPLE",
+    "PRODUCTION",
+    "PRODUCTION_HINT",
     "STATIC_PATH",
     "CdnFile",
     "GraphiQLAssets",
+    "PageSetup",
     "cdn_files",
-    "install",
+    "with_setup",
 ]
 
 logger = logging.getLogger(__name__)
@@ -43,7 +46,7 @@ DEFAULT_DIRECTORY: Final = Path(__file__).resolve().parent / "static" / "graphiq
 _PREFIX: Final = "\x00graphiql-static\x00"  # stands for root_path + STATIC_PATH until served
 
 # Directories already warned about: one warning per process, however many apps and requests.
-_warned: set[Path] = set()
+_warned: set[tuple[Path, str]] = set()
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,91 @@ def cdn_files(page: str) -> list[CdnFile]:
     return parser.files
 
 
+FIRST_EXAMPLE: Final = """mutation {
+  createEntry(input: {ownerId: "alice", operation: CREDIT_ADD, nonce: "purchase-1"}) {
+    __typename
+    ... on LedgerEntry { id operation amount balanceAfter createdOn }
+    ... on LedgerError { code message }
+  }
+}
+"""
+"""What the development page opens with: README's first example (every app has CREDIT_ADD)."""
+PRODUCTION_HINT: Final = (
+    '# Add your token in Headers (below) as {"Authorization": "Bearer <token>"}, '
+    "then re-fetch the schema (the arrow circle at the bottom left, or Shift-Ctrl-R)."
+)
+"""The production page's first line: it holds no token."""
+_PRODUCTION_QUERY: Final = f"{PRODUCTION_HINT}\n{{\n  operations {{ operation amount }}\n}}\n"
+_DEVELOPMENT_INTRO: Final = (
+    "# {app} in development: Headers (below) holds a service token, Docs (left) the schema.\n"
+    "# Run it with \u25b6 (Ctrl-Enter): it gives alice 10 credits, once (its nonce).\n"
+)
+_DOCS_PLUGIN: Final = "Documentation Explorer"  # GraphiQL 3's title of its Docs panel
+_SETUP: Final = "LEDGER_GRAPHIQL"  # the page's global holding what the page opens with
+# Where the setup goes into Strawberry's page: each must be there exactly once.
+_HOOKS: Final = (
+    ("</head>", "<script>const {setup} = {value};</script>\n  </head>"),
+    ("parameters.q || EXAMPLE_QUERY", "parameters.q || {setup}.query"),
+    (
+        "React.useState(parameters.headers)",
+        "React.useState(parameters.headers || {setup}.headers || undefined)",
+    ),
+    (
+        "shouldPersistHeaders: true,",
+        "shouldPersistHeaders: true,\n          visiblePlugin: {setup}.docs,",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class PageSetup:
+    """What GraphiQL opens with: the query editor's text, the Headers editor's (None: what
+    the browser kept from last time), and whether the Docs panel is open."""
+
+    query: str
+    headers: dict[str, str] | None = None
+    docs_open: bool = False
+
+    @classmethod
+    def development(cls, app: str, token: str | None) -> "PageSetup":
+        """Ready to run: the token (None: authentication is off) and the first example."""
+        headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+        return cls(_DEVELOPMENT_INTRO.format(app=app) + FIRST_EXAMPLE, headers, docs_open=True)
+
+    def script(self) -> str:
+        """The setup as a JavaScript value, safe inside a <script> element."""
+        value = {
+            "query": self.query,
+            "headers": json.dumps(self.headers, indent=2) if self.headers is not None else None,
+            "docs": _DOCS_PLUGIN if self.docs_open else None,
+        }
+        return json.dumps(value).replace("<", "\\u003c")
+
+
+PRODUCTION: Final = PageSetup(_PRODUCTION_QUERY)
+
+
+def _is_loopback(client: str | None) -> bool:
+    try:
+        return client is not None and ipaddress.ip_address(client).is_loopback
+    except ValueError:  # not an address (a test client's name, a Unix socket's path)
+        return False
+
+
+def with_setup(page: str, setup: PageSetup) -> str:
+    """Strawberry's GraphiQL page opening with `setup`.
+
+    Raises:
+        ValueError: the page lacks a place the setup goes (a Strawberry release that
+            changed its page).
+    """
+    for hook, replacement in _HOOKS:
+        if page.count(hook) != 1:
+            raise ValueError(f"Strawberry's GraphiQL page no longer has {hook!r} once")
+        page = page.replace(hook, replacement.format(setup=_SETUP, value=setup.script()))
+    return page
+
+
 class GraphiQLAssets:
     """The GraphiQL page for a LedgerGraphQL view, and the app serving the files it loads.
 
@@ -132,18 +220,29 @@ class GraphiQLAssets:
         self.stock_page = stock_page if stock_page is not None else get_graphql_ide_html("graphiql")
         # check_dir=False: the app starts without the files and serves the CDN page instead.
         self.files = StaticFiles(directory=directory, check_dir=False)
+        self.setup = PRODUCTION
         self._local: str | None = None
         self._checked = False
 
-    def page(self, root_path: str = "") -> str:
-        """The page with its files served by the app below `root_path`, or the stock page
-        when a file is missing or is not the one the page names."""
+    def develop(self, app: str, token: str | None) -> None:
+        """Opens the page ready for development on `app`, with `token` in its headers."""
+        self.setup = PageSetup.development(app, token)
+
+    def page(self, root_path: str = "", *, client: str | None = "127.0.0.1") -> str:
+        """The page with its files served by the app below `root_path` (or from the CDN when
+        a file is missing or is not the one the page names), opening with the setup; the
+        development setup only for a `client` on this machine (a loopback address), so
+        that a development server reachable from elsewhere hands nobody else its token."""
         if not self._checked:
             self._local = self._localized()
             self._checked = True
-        if self._local is None:
-            return self.stock_page
-        return self._local.replace(_PREFIX, root_path + STATIC_PATH)
+        page = self.stock_page if self._local is None else self._local
+        setup = self.setup if _is_loopback(client) else PRODUCTION
+        try:
+            page = with_setup(page, setup)
+        except ValueError as unsupported:
+            self._warn_once("setup", f"GraphiQL opens without its setup: {unsupported}")
+        return page.replace(_PREFIX, root_path + STATIC_PATH)
 
     def _localized(self) -> str | None:
         try:
@@ -161,92 +260,19 @@ class GraphiQLAssets:
         return page
 
     def _fall_back(self, problem: str) -> None:
-        if self.directory not in _warned:
-            _warned.add(self.directory)
-            logger.warning(
-                "GraphiQL loads its files from the internet (%s); run `make assets` to serve "
-                "them from the app",
-                problem,
-            )
+        self._warn_once(
+            "files",
+            f"GraphiQL loads its files from {CDN} ({problem}); run `make assets` (it needs "
+            "npm) to serve them from the app",
+        )
+
+    def _warn_once(self, kind: str, message: str) -> None:
+        if (self.directory, kind) not in _warned:
+            _warned.add((self.directory, kind))
+            logger.warning("%s", message)
 
     def _present(self, file: CdnFile) -> bool:
         try:
             return file.matches((self.directory / file.local_path).read_bytes())
         except OSError:
             return False
-
-
-def install(node_modules: Path, directory: Path = DEFAULT_DIRECTORY) -> list[CdnFile]:
-    """Copies the files Strawberry's GraphiQL page loads from installed npm packages to
-    `directory` (replacing it), with their source maps and licenses; checks each package's
-    version and each file's integrity hash against the page.
-
-    Raises:
-        RuntimeError: a package is missing, at another version, or a file differs.
-    """
-    try:
-        files = cdn_files(get_graphql_ide_html("graphiql"))
-    except ValueError as unsupported:
-        raise RuntimeError(str(unsupported)) from None
-    staging = directory.with_name(directory.name + ".new")
-    shutil.rmtree(staging, ignore_errors=True)
-    try:
-        for file in files:
-            _copy(node_modules, file, staging)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    shutil.rmtree(directory, ignore_errors=True)
-    staging.rename(directory)
-    return files
-
-
-def _copy(node_modules: Path, file: CdnFile, staging: Path) -> None:
-    package = node_modules / file.package
-    installed = _version(package)
-    if installed != file.version:
-        found = f"{file.package}@{installed}" if installed else f"no {file.package}"
-        raise RuntimeError(
-            f"Strawberry's GraphiQL page loads {file.package}@{file.version}, but "
-            f"{node_modules} has {found}: pin {file.version} in "
-            "assets/package.json and run `npm install` in assets/ to update the lock file"
-        )
-    source = package / file.path
-    if not file.matches(source.read_bytes()):
-        raise RuntimeError(f"{source} is not the file the page names ({file.integrity})")
-    extras = [source.with_name(source.name + ".map"), *package.glob("LICENSE*")]
-    for path in [source, *(extra for extra in extras if extra.is_file())]:
-        target = staging / f"{file.package}@{file.version}" / path.relative_to(package)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, target)
-
-
-def _version(package: Path) -> str | None:
-    try:
-        manifest = json.loads((package / "package.json").read_text(encoding="utf-8"))
-    except OSError:
-        return None
-    version = manifest.get("version")
-    return version if isinstance(version, str) else None
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`install NODE_MODULES [--to DIRECTORY]`, for `make assets`; the exit status."""
-    parser = argparse.ArgumentParser(
-        prog="graphql_ledger.graphiql",
-        description="Copies GraphiQL's files from installed npm packages to where the app "
-        "serves them.",
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-    command = commands.add_parser("install", help=install.__doc__)
-    command.add_argument("node_modules", type=Path)
-    command.add_argument("--to", type=Path, default=DEFAULT_DIRECTORY, dest="directory")
-    args = parser.parse_args(argv)
-    try:
-        files = install(args.node_modules, args.directory)
-    except (RuntimeError, OSError) as failure:
-        print(f"GraphiQL assets not installed: {failure}", file=sys.stderr)
-        return 1
-    packages = sorted({f"{file.package}@{file.version}" for file in files})
-    print(f"GraphiQL assets in {args.directory}: {', '.join(packages)}")
-    return 0

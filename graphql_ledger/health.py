@@ -24,7 +24,7 @@ async def readyz(request: Request) -> Response:
     repository: LedgerRepository = request.app.state.repository
     expected: str | None = request.app.state.schema_revision
     try:
-        revision = await repository.schema_revision()
+        revision = await repository.connections.schema_revision()
     except Exception as error:  # whatever it is, not ready; the log says what
         logger.warning("not ready: the database does not answer (%r)", error)
         return JSONResponse(
@@ -33,7 +33,7 @@ async def readyz(request: Request) -> Response:
     if revision != expected:
         reason = f"the database is at revision {revision}, this code needs {expected}"
         return JSONResponse({"status": "unavailable", "reason": reason}, status_code=503)
-    differences = await repository.rule_differences()
+    differences = await repository.rules.differences()
     if differences:
         reason = (
             "the database's operation rules are not this app's (run graphql-ledger migrate): "

@@ -48,7 +48,8 @@ class Position:
 @dataclass(frozen=True, slots=True)
 class HistoryQuery:
     """A page of an owner's entries: at most `first` of them, older than `after`, of
-    `operation` only, created within [since, until] (both inclusive) when given."""
+    `operation` only, created within [since, until] (both inclusive), whose metadata holds
+    every pair of `metadata`, when given."""
 
     owner_id: str
     first: int = DEFAULT_PAGE_SIZE
@@ -56,6 +57,7 @@ class HistoryQuery:
     operation: LedgerOperation | None = None
     since: datetime | None = None
     until: datetime | None = None
+    metadata: tuple[tuple[str, str], ...] | None = None  # pairs an entry's metadata holds
 
     def upper_bound(self) -> Position | None:
         """The page's entries sort strictly below this position: the cursor's, or just
@@ -95,6 +97,7 @@ class HistoryQuery:
             self.operation.name if self.operation else None,
             self.since.astimezone(UTC).isoformat() if self.since else None,
             self.until.astimezone(UTC).isoformat() if self.until else None,
+            *([self.metadata] if self.metadata else []),
         )
         return hashlib.blake2b(repr(filters).encode(), digest_size=6).hexdigest()
 

@@ -1,7 +1,9 @@
 """What the ledger records and what it refuses: entries, balances, the refusals a write can
 meet, and the rules every ownerId and nonce obey. Pure domain: no storage, no GraphQL."""
 
+import enum
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar
@@ -10,18 +12,42 @@ from graphql_ledger.operations import LedgerOperation
 
 __all__ = [
     "MAX_IDENTIFIER_LENGTH",
+    "MAX_METADATA_KEYS",
+    "MAX_QUANTITY",
     "Balance",
     "Entry",
+    "EntryKind",
     "EntryOutcome",
     "InsufficientCredits",
     "InvalidInput",
     "LimitReached",
+    "Metadata",
     "NonceConflict",
     "OperationNotAllowed",
     "identifier_problem",
+    "metadata_problem",
+    "quantity_problem",
 ]
 
 MAX_IDENTIFIER_LENGTH = 255
+MAX_QUANTITY = 1_000_000
+MAX_METADATA_KEYS = 16
+MAX_METADATA_KEY_LENGTH = 64
+MAX_METADATA_VALUE_LENGTH = 1000
+
+# What a client attaches to a write to find it later ({"jobId": "..."}): string to string.
+Metadata = Mapping[str, str]
+
+
+class EntryKind(enum.Enum):
+    """What wrote an entry: an operation, a hold's capture, a refund of another entry, or
+    the expiry of a grant's remaining credits."""
+
+    OPERATION = "operation"
+    CAPTURE = "capture"
+    REFUND = "refund"
+    EXPIRY = "expiry"
+
 
 # Control characters (Cc), invisible format characters such as RTL marks and zero-width
 # joiners (Cf), and lone surrogates (Cs) that cannot even be stored as UTF-8.
@@ -40,20 +66,33 @@ class Entry:
     nonce: str
     created_on: datetime
     replayed: bool = False  # answered from an earlier request with the same nonce
+    quantity: int = 1
+    kind: EntryKind = EntryKind.OPERATION
+    metadata: Metadata | None = None
+    refund_of: int | None = None  # the id of the entry a REFUND reverses
 
 
 @dataclass(frozen=True, slots=True)
 class Balance:
-    """An owner's current balance; an owner with no entries has 0 and no `last_updated`."""
+    """An owner's balance, now or as of an instant: `balance` is the sum of its entries,
+    `held` the credits its open holds reserve; an owner with no entries has 0 and no
+    `last_updated`."""
 
     owner_id: str
     balance: int
     last_updated: datetime | None
+    held: int = 0
+
+    @property
+    def available(self) -> int:
+        """What a spend may take: the balance less what holds reserve."""
+        return self.balance - self.held
 
 
 @dataclass(frozen=True, slots=True)
 class InsufficientCredits:
-    """The entry would have taken the balance below zero; nothing was written."""
+    """The write would have taken the available credits below zero; nothing was written.
+    `balance` is what was available, `required` the whole amount the write needs."""
 
     code: ClassVar[str] = "INSUFFICIENT_CREDITS"
 
@@ -62,7 +101,7 @@ class InsufficientCredits:
 
     @property
     def message(self) -> str:
-        return f"this operation needs {self.required} credits and the balance is {self.balance}"
+        return f"this operation needs {self.required} credits and {self.balance} are available"
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +165,52 @@ EntryOutcome = (
 )
 
 
+def quantity_problem(
+    quantity: int, operation: LedgerOperation, field: str = "quantity"
+) -> InvalidInput | None:
+    """An entry's units: 1 to MAX_QUANTITY, and only 1 for an operation with a limit."""
+    if not 1 <= quantity <= MAX_QUANTITY:
+        return InvalidInput(field, f"{field} must be from 1 to {MAX_QUANTITY:,}, not {quantity}")
+    if quantity != 1 and operation.limit is not None:
+        return InvalidInput(field, f"{operation.name} has a limit and takes {field} 1 only")
+    return None
+
+
+def metadata_problem(value: object, field: str = "metadata") -> InvalidInput | None:
+    """Metadata is an object of at most 16 keys (1 to 64 characters, no control or format
+    characters), each value a string of at most 1,000 characters."""
+    if not isinstance(value, dict):
+        return InvalidInput(field, f"{field} must be an object of strings")
+    if len(value) > MAX_METADATA_KEYS:
+        return InvalidInput(field, f"{field} has {len(value)} keys; at most {MAX_METADATA_KEYS}")
+    for key, text in value.items():
+        if not isinstance(key, str) or not key or len(key) > MAX_METADATA_KEY_LENGTH:
+            return InvalidInput(
+                field, f"{field} keys must be 1 to {MAX_METADATA_KEY_LENGTH} characters"
+            )
+        if _refused_character(key) is not None:
+            return InvalidInput(field, f"{field} key {key!r} contains a control character")
+        if not isinstance(text, str):
+            return InvalidInput(field, f"{field} value of {key!r} must be a string")
+        if len(text) > MAX_METADATA_VALUE_LENGTH:
+            return InvalidInput(
+                field,
+                f"{field} value of {key!r} is {len(text)} characters long;"
+                f" at most {MAX_METADATA_VALUE_LENGTH}",
+            )
+    return None
+
+
+def _refused_character(value: str) -> tuple[int, str] | None:
+    """The first control, format or surrogate character of `value` and its position."""
+    if value.isprintable():  # the common case, checked in C
+        return None
+    for position, char in enumerate(value):
+        if unicodedata.category(char) in _REFUSED_CATEGORIES:
+            return position, char
+    return None
+
+
 def identifier_problem(field: str, value: str) -> InvalidInput | None:
     """Checks an ownerId or nonce: 1 to 255 characters, none of them control or format
     characters. Returns the refusal, or None when the value is acceptable."""
@@ -135,13 +220,12 @@ def identifier_problem(field: str, value: str) -> InvalidInput | None:
         return InvalidInput(
             field, f"{field} is {len(value)} characters long; at most {MAX_IDENTIFIER_LENGTH}"
         )
-    if value.isprintable():  # the common case, checked in C
-        return None
-    for position, char in enumerate(value):
-        if unicodedata.category(char) in _REFUSED_CATEGORIES:
-            return InvalidInput(
-                field,
-                f"{field} contains the control or format character U+{ord(char):04X} "
-                f"at position {position}",
-            )
+    refused = _refused_character(value)
+    if refused is not None:
+        position, char = refused
+        return InvalidInput(
+            field,
+            f"{field} contains the control or format character U+{ord(char):04X} "
+            f"at position {position}",
+        )
     return None

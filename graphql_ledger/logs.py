@@ -1,7 +1,7 @@
-"""The service's logs: one JSON object per line by default (LEDGER_LOG_FORMAT=text for
-people), for the ledger's own records and uvicorn's. Each HTTP request is one line with
-its request id, app, GraphQL operation name, outcome, status and duration, and never a
-token or the request's variables, which may hold personal data."""
+"""The service's logs, for the ledger's own records and uvicorn's: one JSON object per line
+in production, one short human line (time, level, message) in development; LEDGER_LOG_FORMAT
+chooses. Each HTTP request is one line, and never carries a token or the request's variables,
+which may hold personal data."""
 
 import datetime
 import logging
@@ -9,14 +9,16 @@ from typing import Any
 
 import orjson
 
-__all__ = ["REQUEST_FIELDS", "configure_logging"]
+__all__ = ["REQUEST_FIELDS", "JsonFormatter", "TextFormatter", "configure_logging"]
 
-# The fields a request record carries (logging's `extra`), in the order they are printed.
+# The fields a request record carries (logging's `extra`), in the order JSON prints them.
 REQUEST_FIELDS = ("request_id", "app", "operation", "outcome", "status", "duration_ms")
 _LOGGERS = ("graphql_ledger", "uvicorn", "uvicorn.error")
 
 
 class JsonFormatter(logging.Formatter):
+    """Everything, for machines: the request's fields as they are, times in UTC."""
+
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
             "time": datetime.datetime.fromtimestamp(record.created, datetime.UTC).isoformat(),
@@ -33,21 +35,31 @@ class JsonFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
+    """For people: `09:30:00 INFO  message`, local time; a request reads
+    `healthai POST /graphql 200 CreateEntry 3.1 ms` (its outcome too when not ok)."""
+
     def __init__(self) -> None:
-        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+        super().__init__("%(asctime)s %(levelname)-5s %(message)s", datefmt="%H:%M:%S")
 
-    def format(self, record: logging.LogRecord) -> str:
-        text = super().format(record)
-        fields = [f"{n}={getattr(record, n)}" for n in REQUEST_FIELDS if hasattr(record, n)]
-        return f"{text} {' '.join(fields)}" if fields else text
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        if hasattr(record, "duration_ms"):
+            parts = [getattr(record, "app", ""), record.message]
+            operation, outcome = getattr(record, "operation", None), getattr(record, "outcome", "")
+            parts += [operation] if operation else []
+            parts += [outcome] if outcome not in ("ok", "page") else []
+            record.message = " ".join([*parts, f"{record.duration_ms:g} ms"])
+        return super().formatMessage(record)
 
 
-def configure_logging(log_format: str) -> None:
+def configure_logging(log_format: str | None, *, development: bool = False) -> None:
     """Sends the ledger's and uvicorn's records to stderr in `log_format` ("json" or
-    "text"). The ledger writes one line per request itself, so uvicorn's access log,
-    which would repeat it with less, is silenced. Idempotent."""
+    "text"; None: text in development, json otherwise). The ledger writes one line per
+    request itself, so uvicorn's access log, which would repeat it with less, is silenced;
+    in development so are uvicorn's start-up lines, which the start-up summary replaces.
+    Idempotent."""
+    text = log_format == "text" or (log_format is None and development)
     handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
+    handler.setFormatter(TextFormatter() if text else JsonFormatter())
     for name in _LOGGERS:
         logger = logging.getLogger(name)
         logger.handlers = [handler]
@@ -55,3 +67,5 @@ def configure_logging(log_format: str) -> None:
         if logger.level == logging.NOTSET or name == "graphql_ledger":
             logger.setLevel(logging.INFO)
     logging.getLogger("uvicorn.access").disabled = True
+    if development:
+        logging.getLogger("uvicorn.error").setLevel(logging.WARNING)

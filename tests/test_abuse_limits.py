@@ -11,10 +11,10 @@ from starlette.testclient import TestClient
 from graphql_ledger import Settings, create_app
 from healthai.operations import HealthAIOperation
 from tests.support import (
-    CREATE_ENTRY,
     TEST_SECRET,
     ServerProcess,
     clean_environment,
+    create_entry_request,
     service_headers,
     sql,
 )
@@ -227,10 +227,7 @@ def test_a_chunked_body_is_cut_off_once_it_passes_the_limit(database: str) -> No
 def test_batched_operations_are_refused(defaults: TestClient, database: str) -> None:
     before = entry_count(database)
     batch = [
-        {
-            "query": CREATE_ENTRY,
-            "variables": {"input": {"ownerId": "batch", "operation": "CREDIT_ADD", "nonce": "n"}},
-        },
+        create_entry_request("batch", "CREDIT_ADD", "n"),
         {"query": "{ operations { amount } }"},
     ]
     response = defaults.post("/graphql", json=batch)

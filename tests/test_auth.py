@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx2 as httpx
@@ -31,6 +32,7 @@ from tests.support import (
     TEST_SECRET,
     ServerProcess,
     clean_environment,
+    create_entry_request,
     service_headers,
     sql,
     user_headers,
@@ -149,6 +151,78 @@ def test_a_request_without_a_valid_bearer_token_is_401_unauthenticated_and_write
     assert entry_count(app_urls["healthai"], owner) == 0
 
 
+def instant(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+SECRET = "the ledger's secret (LEDGER_JWT_SECRET, or the development secret)"
+EXPIRED = int(time.time()) - 60
+REFUSALS: dict[str, tuple[Callable[[], str | None], str]] = {
+    "no header": (
+        lambda: None,
+        "a bearer token is required: Authorization: Bearer <token>",
+    ),
+    "a header that is not UTF-8": (
+        lambda: "Bearer t7e3.e30.c2ln",
+        "this token is not a JWT (three base64url parts separated by dots)",
+    ),
+    "malformed token": (
+        lambda: "Bearer not.a.jwt",
+        "this token is not a JWT (three base64url parts separated by dots)",
+    ),
+    "expired": (
+        lambda: bearer(claims(exp=EXPIRED)),
+        f"this token expired at {instant(EXPIRED)}",
+    ),
+    "wrong aud": (lambda: bearer(claims(aud="shopai")), "this token is for shopai, not healthai"),
+    "no aud": (
+        lambda: bearer(claims(aud=None)),
+        "this token has no aud claim; this app's tokens carry aud healthai",
+    ),
+    "aud a list holding the app": (
+        lambda: bearer(claims(aud=["travelai", "healthai"])),
+        "this token is for several audiences (travelai, healthai); a token signed with the "
+        "ledger's secret must be for healthai alone",
+    ),
+    "other secret": (
+        lambda: bearer(claims(), key="another-secret-of-at-least-32-bytes!"),
+        f"this token's signature does not verify with {SECRET}",
+    ),
+    "alg none": (
+        lambda: f"Bearer {segment({'alg': 'none', 'typ': 'JWT'})}.{segment(claims())}.",
+        f"this token is signed with none, and {SECRET} verifies HS256 tokens only",
+    ),
+    "no sub": (lambda: bearer(claims(sub=None)), "this token has no sub claim naming its owner"),
+    "no exp": (
+        lambda: bearer(claims(exp=None)),
+        "this token has no exp claim; every token must expire",
+    ),
+    "scope a mapping": (
+        lambda: bearer(claims(scope={"ledger:service": 1})),
+        "this token's scope claim must be a space-separated string or a list of strings",
+    ),
+}
+
+
+@pytest.mark.parametrize("make,message", REFUSALS.values(), ids=REFUSALS.keys())
+def test_a_refusal_says_what_is_wrong_with_the_token_in_the_users_terms(
+    anonymous: TestClient, owner: str, make: Callable[[], str | None], message: str
+) -> None:
+    authorization = make()
+    headers = None if authorization is None else {"Authorization": authorization}
+    response = post(anonymous, BALANCE, headers, ownerId=owner)
+
+    assert_unauthenticated(response)
+    assert response.json()["errors"][0]["message"] == message
+
+
+def test_a_token_for_another_app_is_refused_naming_both_apps(travelai_app: TestClient) -> None:
+    with without_credentials(travelai_app) as travelai:
+        response = post(travelai, BALANCE, service_headers("healthai"), ownerId="o")
+    assert_unauthenticated(response)
+    assert response.json()["errors"][0]["message"] == "this token is for healthai, not travelai"
+
+
 def test_a_token_is_accepted_only_by_the_app_of_its_audience(
     healthai_app: TestClient, travelai_app: TestClient, app_urls: dict[str, str], owner: str
 ) -> None:
@@ -188,6 +262,7 @@ class KeyedApp:
     algorithm: str
     private_key: Any
     public_pem: bytes
+    described: str  # the key, as a refusal names it
 
 
 def new_private_key(algorithm: str) -> Any:
@@ -212,7 +287,8 @@ def keyed_app(
     path.write_bytes(public_pem)
     settings = Settings(app_database_urls=app_urls, jwt_public_key=path)
     with TestClient(create_app("healthai", HealthAIOperation, settings)) as client:
-        yield KeyedApp(client, algorithm, private_key, public_pem)
+        described = f"the public key in LEDGER_JWT_PUBLIC_KEY ({path})"
+        yield KeyedApp(client, algorithm, private_key, public_pem, described)
 
 
 def test_a_token_signed_with_the_configured_key_pair_is_accepted(
@@ -235,7 +311,11 @@ def test_a_token_signed_with_another_key_pair_is_refused(
     other = new_private_key(keyed_app.algorithm)
     token = jwt.encode(claims(), other, algorithm=keyed_app.algorithm)
 
-    assert_unauthenticated(credit(keyed_app.client, owner, {"Authorization": f"Bearer {token}"}))
+    refused = credit(keyed_app.client, owner, {"Authorization": f"Bearer {token}"})
+    assert_unauthenticated(refused)
+    assert refused.json()["errors"][0]["message"] == (
+        f"this token's signature does not verify with {keyed_app.described}"
+    )
     assert entry_count(app_urls["healthai"], owner) == 0
 
 
@@ -246,7 +326,12 @@ def test_an_hs256_token_keyed_with_the_public_key_is_refused(
     # which anyone may hold, as the HMAC secret.
     token = hs256_by_hand(keyed_app.public_pem, claims())
 
-    assert_unauthenticated(credit(keyed_app.client, owner, {"Authorization": f"Bearer {token}"}))
+    refused = credit(keyed_app.client, owner, {"Authorization": f"Bearer {token}"})
+    assert_unauthenticated(refused)
+    assert refused.json()["errors"][0]["message"] == (
+        f"this token is signed with HS256, and {keyed_app.described} verifies "
+        f"{keyed_app.algorithm} tokens only"
+    )
     assert entry_count(app_urls["healthai"], owner) == 0
 
 
@@ -280,7 +365,7 @@ def test_a_websocket_without_a_valid_token_is_closed_with_4403_and_runs_nothing(
 ) -> None:
     payload = make()
     init = {"type": "connection_init"} | ({} if payload is None else {"payload": payload})
-    operation = {"query": CREATE_ENTRY, "variables": credit_add(owner)}
+    operation = create_entry_request(owner, "CREDIT_ADD", "n1")
     with anonymous.websocket_connect("/graphql", **WS) as ws:
         ws.send_json(init)
         ws.send_json({"id": "1", "type": "subscribe", "payload": operation})
@@ -349,7 +434,7 @@ def test_a_server_with_auth_off_warns_at_every_start(app_urls: dict[str, str], o
     )
     for start in range(2):
         with ServerProcess.uvicorn("healthai", env) as server:
-            body = {"query": CREATE_ENTRY, "variables": credit_add(owner, f"n{start}")}
+            body = create_entry_request(owner, "CREDIT_ADD", f"n{start}")
             response = httpx.post(f"{server.url()}/graphql", json=body)
             assert response.json()["data"]["createEntry"]["balanceAfter"] == 10 * (start + 1)
         assert "authentication is off" in server.output().lower(), server.output()

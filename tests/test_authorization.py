@@ -10,33 +10,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from graphql_ledger import LedgerOperation, Settings, create_app, credits, shared
-from tests.support import CREATE_ENTRY, TEST_SECRET, service_headers, sql, user_headers
-
-
-@dataclass(frozen=True)
-class Caller:
-    """One app's in-process client with one caller's token, sent on each request only."""
-
-    http: TestClient
-    headers: dict[str, str]
-
-    def execute(self, query: str, **variables: Any) -> dict[str, Any]:
-        body = {"query": query, "variables": variables}
-        response = self.http.post("/graphql", json=body, headers=self.headers)
-        assert response.status_code == 200, response.text
-        result: dict[str, Any] = response.json()
-        return result
-
-    def data(self, query: str, **variables: Any) -> dict[str, Any]:
-        body = self.execute(query, **variables)
-        assert "errors" not in body, body["errors"]
-        data: dict[str, Any] = body["data"]
-        return data
-
-    def create_entry(self, owner_id: str, operation: str, nonce: str) -> dict[str, Any]:
-        input_ = {"ownerId": owner_id, "operation": operation, "nonce": nonce}
-        result: dict[str, Any] = self.data(CREATE_ENTRY, input=input_)["createEntry"]
-        return result
+from tests.support import TEST_SECRET, GraphQLClient, service_headers, sql, user_headers
 
 
 @pytest.fixture
@@ -44,12 +18,13 @@ def apps(healthai_app: TestClient, travelai_app: TestClient) -> dict[str, TestCl
     return {"healthai": healthai_app, "travelai": travelai_app}
 
 
-def service(apps: dict[str, TestClient], app: str) -> Caller:
-    return Caller(apps[app], service_headers(app))
+def service(apps: dict[str, TestClient], app: str) -> GraphQLClient:
+    """One app's in-process client with a service's token, sent on each request only."""
+    return GraphQLClient(apps[app], headers=service_headers(app))
 
 
-def user(apps: dict[str, TestClient], app: str, owner_id: str) -> Caller:
-    return Caller(apps[app], user_headers(app, owner_id))
+def user(apps: dict[str, TestClient], app: str, owner_id: str) -> GraphQLClient:
+    return GraphQLClient(apps[app], headers=user_headers(app, owner_id))
 
 
 def stored(url: str, owner_id: str) -> tuple[list[tuple[str, int, int]], list[int]]:
@@ -307,7 +282,7 @@ def zooai(new_database: Callable[..., str]) -> Iterator[ZooAI]:
 @pytest.mark.slow
 def test_an_app_may_let_end_users_invoke_one_of_its_positive_operations(zooai: ZooAI) -> None:
     owner = f"visitor-{uuid.uuid4()}"
-    me = Caller(zooai.http, user_headers("zooai", owner))
+    me = GraphQLClient(zooai.http, headers=user_headers("zooai", owner))
 
     bonus = me.create_entry(owner, "FEEDING_BONUS", "bonus")
     refused = me.create_entry(owner, "ZOO_PASS", "pass")
@@ -324,5 +299,7 @@ def test_an_app_may_let_end_users_invoke_one_of_its_positive_operations(zooai: Z
     assert "ZOO_PASS" in refused["message"]
     assert stored(zooai.database_url, owner) == ([("FEEDING_BONUS", 4, 4)], [4])
     # What a user may not create, a service may.
-    granted = Caller(zooai.http, service_headers("zooai")).create_entry(owner, "ZOO_PASS", "pass")
+    granted = GraphQLClient(zooai.http, headers=service_headers("zooai")).create_entry(
+        owner, "ZOO_PASS", "pass"
+    )
     assert (granted["__typename"], granted["balanceAfter"]) == ("LedgerEntry", 11)

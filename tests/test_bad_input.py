@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from tests.support import CREATE_ENTRY, sql
+from tests.support import CREATE_ENTRY, GraphQLClient, sql
 
 MEBIBYTE = 1024 * 1024  # LEDGER_MAX_BODY_BYTES' default
 JSON = {"content-type": "application/json"}
@@ -111,7 +111,15 @@ INVALID_SELECTION = (
 
 NOT_JSON = Refused(400, "BAD_REQUEST", "Unable to parse request body as JSON")
 NO_QUERY = Refused(400, "BAD_REQUEST", "No GraphQL query found in the request")
-CONTENT_TYPE = Refused(400, "BAD_REQUEST", "Unsupported content type")
+
+
+def unsupported(sent: str | None) -> Refused:
+    """The refusal of a POST that is not JSON: what came, and what is expected."""
+    said = f"Unsupported content type {sent!r}" if sent else "No content type"
+    expected = "send the GraphQL request as JSON, with Content-Type: application/json"
+    return Refused(400, "BAD_REQUEST", f"{said}: {expected}")
+
+
 TOO_LARGE = Refused(413, "PAYLOAD_TOO_LARGE", f"the request body is larger than {MEBIBYTE} bytes")
 VALID = create_body(BAD_OWNER, "valid-nonce")  # refused only for how it is sent
 BALANCE = "query($o: ID!) { balance(ownerId: $o) { ownerId balance } }"
@@ -156,18 +164,18 @@ MALFORMED_JSON = [
 ]
 
 CONTENT_TYPES = [
-    Case("text-plain", VALID, CONTENT_TYPE, headers={"content-type": "text/plain"}),
-    Case("no-content-type", VALID, CONTENT_TYPE, headers={}),
+    Case("text-plain", VALID, unsupported("text/plain"), headers={"content-type": "text/plain"}),
+    Case("no-content-type", VALID, unsupported(None), headers={}),
     Case(
         "application-graphql",
         b"{ __typename }",
-        CONTENT_TYPE,
+        unsupported("application/graphql"),
         headers={"content-type": "application/graphql"},
     ),
     Case(
         "form-urlencoded",
         b"query=mutation+%7B+" + create_literal().replace(" ", "+").encode() + b"+%7D",
-        CONTENT_TYPE,
+        unsupported("application/x-www-form-urlencoded"),
         headers={"content-type": "application/x-www-form-urlencoded"},
     ),
     Case(
@@ -175,7 +183,7 @@ CONTENT_TYPES = [
         b'--b\r\nContent-Disposition: form-data; name="operations"\r\n\r\n'
         + VALID
         + b'\r\n--b\r\nContent-Disposition: form-data; name="map"\r\n\r\n{}\r\n--b--\r\n',
-        CONTENT_TYPE,
+        unsupported("multipart/form-data"),
         headers={"content-type": "multipart/form-data; boundary=b"},
     ),
 ]
@@ -442,13 +450,85 @@ QUERY_ARGUMENTS = [
     Case(
         "authorization-garbage-bytes",
         VALID,
-        Refused(401, "UNAUTHENTICATED", "invalid token: Not enough segments"),
+        Refused(
+            401,
+            "UNAUTHENTICATED",
+            "this token is not a JWT (three base64url parts separated by dots)",
+        ),
         headers={**JSON, "authorization": "Bearer \xff\xfe\x00"},
     ),
 ]
 
+# Instants the DateTime scalar reads (years 1 to 9999, any offset below 24 hours) whose
+# offset carries them past the first or last instant in UTC: the client's mistake, named.
+INSTANTS = "0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999Z in UTC"
+BEFORE = "is before the instants this API can represent, " + INSTANTS
+AFTER = "is after the instants this API can represent, " + INSTANTS
+AT = "query($o: ID!, $at: DateTime) { balance(ownerId: $o, at: $at) { balance } }"
+WINDOW = (
+    "query($o: ID!, $since: DateTime, $until: DateTime)"
+    " { entries(ownerId: $o, since: $since, until: $until) { pageInfo { hasNextPage } } }"
+)
+OUT_OF_RANGE_INSTANTS = [
+    Case(
+        "balance-at-year-1-plus-14h",
+        body('{ balance(ownerId: "a", at: "0001-01-01T04:43:59.000074+14:00") { balance } }'),
+        GraphQLFailure("BAD_USER_INPUT", f"at {BEFORE}"),
+    ),
+    Case(
+        "balance-at-year-9999-minus-15h",
+        body('{ balance(ownerId: "a", at: "9999-12-31T16:28:36.362880-15:00") { balance } }'),
+        GraphQLFailure("BAD_USER_INPUT", f"at {AFTER}"),
+    ),
+    Case(
+        "balance-at-variable-first-instant-plus-23h59",
+        body(AT, o=BAD_OWNER, at="0001-01-01T00:00:00+23:59"),
+        GraphQLFailure("BAD_USER_INPUT", f"at {BEFORE}"),
+    ),
+    Case(
+        "entries-until-year-9999-minus-21h45",
+        body(
+            '{ entries(ownerId: "1", since: "0537-05-16T01:20:50+23:00",'
+            ' until: "9999-12-31T23:59:59.999999-21:45") { pageInfo { hasNextPage } } }'
+        ),
+        GraphQLFailure("BAD_USER_INPUT", f"until {AFTER}"),
+    ),
+    Case(
+        "entries-since-variable-one-minute-early",
+        body(WINDOW, o=BAD_OWNER, since="0001-01-01T00:00:00+00:01"),
+        GraphQLFailure("BAD_USER_INPUT", f"since {BEFORE}"),
+    ),
+    Case(
+        "entries-since-variable-after-the-last-instant",
+        body(WINDOW, o=BAD_OWNER, since="9999-12-31T23:59:59-23:59"),
+        GraphQLFailure("BAD_USER_INPUT", f"since {AFTER}"),
+    ),
+    Case(
+        "owner-entries-until-one-minute-late",
+        body(
+            '{ owner(id: "a") { entries(until: "9999-12-31T23:59:59.999999-00:01")'
+            " { pageInfo { hasNextPage } } } }"
+        ),
+        GraphQLFailure("BAD_USER_INPUT", f"until {AFTER}"),
+    ),
+    Case(
+        "owner-entries-since-year-1-plus-1h",
+        body(
+            '{ owner(id: "a") { entries(since: "0001-01-01T00:59:59+01:00")'
+            " { pageInfo { hasNextPage } } } }"
+        ),
+        GraphQLFailure("BAD_USER_INPUT", f"since {BEFORE}"),
+    ),
+]
+
 CORPUS = (
-    MALFORMED_JSON + CONTENT_TYPES + HUGE_STRINGS + DEEP_AND_ALIASED + UNICODE + QUERY_ARGUMENTS
+    MALFORMED_JSON
+    + CONTENT_TYPES
+    + HUGE_STRINGS
+    + DEEP_AND_ALIASED
+    + UNICODE
+    + QUERY_ARGUMENTS
+    + OUT_OF_RANGE_INSTANTS
 )
 
 
@@ -613,6 +693,48 @@ def test_valid_unicode_edges_are_stored_exactly(
         )
         assert looked_up.json() == {"data": {"balance": {"ownerId": normalized, "balance": 0}}}
     tally.valid_edges += 1
+
+
+FIRST_INSTANT = "0001-01-01T23:59:00+23:59"  # 0001-01-01T00:00:00Z
+LAST_INSTANT = "9999-12-31T00:00:59.999999-23:59"  # 9999-12-31T23:59:59.999999Z
+AS_OF = "query($o: ID!, $at: DateTime) { balance(ownerId: $o, at: $at) { balance lastUpdated } }"
+PAGE = """
+query($o: ID!, $since: DateTime, $until: DateTime, $after: String) {
+  entries(ownerId: $o, first: 1, since: $since, until: $until, after: $after) {
+    edges { node { nonce } } pageInfo { hasNextPage endCursor }
+  }
+  owner(id: $o) { entries(since: $since, until: $until) { edges { node { nonce } } } }
+}
+"""
+
+
+def test_the_first_and_last_instants_in_any_offset_are_answered_exactly(
+    healthai: GraphQLClient, owner: str
+) -> None:
+    """Valid edges of DateTime, reached with the largest offsets: as of the first instant
+    the owner had nothing, as of the last it had everything, and a window from the first to
+    the last holds every entry, its cursors the same in any offset."""
+    healthai.create_entry(owner, "CREDIT_ADD", "edge-1")
+    newest = healthai.create_entry(owner, "CREDIT_ADD", "edge-2")
+
+    assert healthai.data(AS_OF, o=owner, at=FIRST_INSTANT) == {
+        "balance": {"balance": 0, "lastUpdated": None}
+    }
+    assert healthai.data(AS_OF, o=owner, at=LAST_INSTANT) == {
+        "balance": {"balance": 20, "lastUpdated": newest["createdOn"]}
+    }
+    first_page = healthai.data(PAGE, o=owner, since=FIRST_INSTANT, until=LAST_INSTANT)
+    assert [e["node"]["nonce"] for e in first_page["entries"]["edges"]] == ["edge-2"]
+    assert first_page["entries"]["pageInfo"]["hasNextPage"] is True
+    assert first_page["owner"] == {
+        "entries": {"edges": [{"node": {"nonce": "edge-2"}}, {"node": {"nonce": "edge-1"}}]}
+    }
+    # The same window written in UTC is the same query: the cursor pages on in it.
+    in_utc = {"since": "0001-01-01T00:00:00Z", "until": "9999-12-31T23:59:59.999999Z"}
+    cursor = first_page["entries"]["pageInfo"]["endCursor"]
+    second_page = healthai.data(PAGE, o=owner, after=cursor, **in_utc)["entries"]
+    assert second_page["edges"] == [{"node": {"nonce": "edge-1"}}]
+    assert second_page["pageInfo"]["hasNextPage"] is False
 
 
 def test_the_whole_corpus_was_sent_and_wrote_nothing(

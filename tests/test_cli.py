@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx2 as httpx
+import jwt
 import psutil
 import pytest
 
@@ -21,6 +22,7 @@ from graphql_ledger.storage import head_revision
 from tests.support import (
     CLI,
     ROOT,
+    TEST_SECRET,
     GraphQLClient,
     ServerProcess,
     clean_environment,
@@ -29,6 +31,7 @@ from tests.support import (
     sql,
     with_database,
 )
+from travelai.operations import TravelAIOperation
 
 HEALTHAI_VALUES = [
     "DAILY_REWARD",
@@ -114,12 +117,32 @@ def postgres_processes(data_dir: Path) -> list[psutil.Process]:
 
 
 def printed_tokens(output: str) -> dict[str, dict[str, str]]:
-    """The GraphiQL header lines `serve` printed for development, by app."""
-    found = re.findall(
-        r"(\w+): a development service token.*\n\s*(\{\"Authorization\": \"Bearer [^\"]+\"\})",
-        output,
-    )
+    """The header lines of the start-up summary `serve` printed for development, by app."""
+    found = re.findall(r"^  (\w+): (\{\"Authorization\": \"Bearer [^\"]+\"\})$", output, re.M)
     return {app: json.loads(header) for app, header in found}
+
+
+# A development log line: local time, level, message.
+TEXT_LINE = re.compile(r"^\d\d:\d\d:\d\d (INFO |WARNING|ERROR) \S.*$")
+SUMMARY_START = "\ngraphql-ledger is serving, in development:\n"
+SUMMARY_END = "  Ctrl-C stops it.\n"
+
+
+def summary_of(output: str) -> tuple[list[str], str, list[str]]:
+    """The lines `serve` printed before its start-up summary, the summary, the lines after."""
+    start = output.index(SUMMARY_START)
+    end = output.index(SUMMARY_END, start) + len(SUMMARY_END)
+    before, after = output[:start].splitlines(), output[end:].splitlines()
+    return [line for line in before if line], output[start:end], [line for line in after if line]
+
+
+def busy_port_message(busy: int, first: int, apps: int) -> str:
+    other = first + 100
+    return (
+        f"graphql-ledger: port {busy} on 127.0.0.1 is already in use (another `graphql-ledger "
+        f"serve`?): stop that, or serve on other ports with --port {other} (make run "
+        f"PORT={other}), which takes {other}-{other + apps - 1}"
+    )
 
 
 @pytest.fixture
@@ -256,8 +279,22 @@ def test_serve_without_a_database_keeps_both_ledgers_in_an_embedded_server_acros
     try:
         assert (data_dir / "postgres" / "PG_VERSION").is_file()
         assert postgres_processes(data_dir) != []
-        headers = printed_tokens(server.output())
+        # Human log lines, then the summary, printed once both ports listen; after it only
+        # the requests ServerProcess made to see the servers answer.
+        before, summary, after = summary_of(server.output())
+        assert before and all(TEXT_LINE.match(line) for line in before), before
+        assert f"  healthai  http://127.0.0.1:{port}/graphql " in summary
+        assert f"  travelai  http://127.0.0.1:{port + 1}/graphql " in summary
+        assert f"  data folder  {data_dir.resolve()}  " in summary
+        request = r"^\d\d:\d\d:\d\d INFO  (healthai|travelai) POST /graphql 401 unauthenticated "
+        assert after and all(re.match(rf"{request}[\d.]+ ms$", line) for line in after), after
+        headers = printed_tokens(summary)
         assert set(headers) == {"healthai", "travelai"}
+
+        # `make run` again while this one runs: one line, before anything is announced.
+        second = run_cli(*args[1:], env=env, timeout=60)
+        assert (second.returncode, second.stdout) == (1, "")
+        assert second.stderr.splitlines() == [busy_port_message(port, port, 2)]
         with (
             httpx.Client(base_url=server.url(0), headers=headers["healthai"]) as healthai_http,
             httpx.Client(base_url=server.url(1), headers=headers["travelai"]) as travelai_http,
@@ -268,6 +305,8 @@ def test_serve_without_a_database_keeps_both_ledgers_in_an_embedded_server_acros
             assert healthai.create_entry(owner, "CREDIT_ADD", "n1")["balanceAfter"] == 10
             assert healthai.balance(owner) == 10
             assert travelai.balance(owner) == 0
+        created = r"^\d\d:\d\d:\d\d INFO  healthai POST /graphql 200 CreateEntry [\d.]+ ms$"
+        assert re.search(created, server.output(), re.M), server.output()
     finally:
         exit_code = server.stop()
     assert exit_code == 0, server.output()
@@ -287,7 +326,7 @@ def test_serve_without_a_database_keeps_both_ledgers_in_an_embedded_server_acros
 def test_serve_of_one_app_serves_only_that_app_on_the_given_port(
     new_database: Callable[..., str], owner: str
 ) -> None:
-    url = new_database("cli_travelai")
+    url = new_database("cli_travelai", operations=TravelAIOperation)
     port = consecutive_free_ports()
     env = clean_environment(TRAVELAI_DATABASE_URL=url)
     args = [str(CLI), "serve", "travelai", "--port", str(port)]
@@ -304,3 +343,125 @@ def test_serve_of_one_app_serves_only_that_app_on_the_given_port(
         assert sql(url, "SELECT count(*) FROM entries WHERE owner_id = :o", o=owner) == [(1,)]
         with pytest.raises(httpx.ConnectError):
             httpx.post(f"http://127.0.0.1:{port + 1}/graphql", json={"query": "{ __typename }"})
+    # Not in development: JSON lines, the start-up summary one of them.
+    lines = [json.loads(line) for line in server.output().splitlines() if line.strip()]
+    assert f"travelai: GraphQL at http://127.0.0.1:{port}/graphql" in [
+        line["message"] for line in lines
+    ]
+    assert "Bearer" not in server.output()
+
+
+def test_a_busy_port_ends_serve_with_one_line_before_anything_starts(data_dir: Path) -> None:
+    port = consecutive_free_ports()
+    env = clean_environment(LEDGER_DATA_DIR=str(data_dir), LEDGER_JWT_SECRET=None)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", port + 1))
+        busy.listen()
+        result = run_cli("serve", "--port", str(port), env=env, timeout=60)
+
+    assert (result.returncode, result.stdout) == (1, "")  # no token, no "serving at"
+    assert result.stderr.splitlines() == [busy_port_message(port + 1, port, 2)]
+    assert list(data_dir.iterdir()) == []  # no PostgreSQL was started, no secret made
+    assert is_free(port)  # the port it had taken first is free again
+
+
+def test_serve_on_one_busy_port_says_so_in_one_line(postgres_url: str) -> None:
+    port = free_port()
+    env = clean_environment(TRAVELAI_DATABASE_URL=with_database(postgres_url, "unused"))
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", port))
+        busy.listen()
+        result = run_cli("serve", "travelai", "--port", str(port), env=env, timeout=60)
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == (
+        f"graphql-ledger: port {port} on 127.0.0.1 is already in use (another `graphql-ledger "
+        f"serve`?): stop that, or serve on another port with --port {port + 100}\n"
+    )
+
+
+def test_no_arguments_print_the_help_naming_the_commands_and_the_apps() -> None:
+    result = run_cli(env=clean_environment())
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: graphql-ledger")
+    for command in ("serve", "migrate", "verify", "export-schema", "token"):
+        assert re.search(rf"^    {command}\b", result.stdout, re.M), result.stdout
+    assert "apps: healthai, travelai" in result.stdout
+    assert "names the variables each command reads" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("command", "variables"),
+    [
+        (
+            "serve",
+            [
+                "<APP>_DATABASE_URL",
+                "DATABASE_URL",
+                "LEDGER_DATA_DIR",
+                "LEDGER_JWT_SECRET",
+                "LEDGER_JWT_PUBLIC_KEY",
+                "LEDGER_AUTH",
+                "LEDGER_LOG_FORMAT",
+            ],
+        ),
+        ("migrate", ["<APP>_DATABASE_URL", "DATABASE_URL", "LEDGER_DATA_DIR"]),
+        ("verify", ["<APP>_DATABASE_URL", "DATABASE_URL", "LEDGER_DATA_DIR"]),
+        ("token", ["LEDGER_JWT_SECRET", "<APP>_DATABASE_URL", "LEDGER_DATA_DIR"]),
+    ],
+)
+def test_each_commands_help_names_the_apps_and_the_variables_it_reads(
+    command: str, variables: list[str]
+) -> None:
+    result = run_cli(command, "--help", env=clean_environment())
+    assert result.returncode == 0, result.stderr
+    assert "apps: healthai, travelai" in result.stdout
+    read = result.stdout.split("environment variables read:\n")[1]
+    for variable in variables:
+        assert re.search(rf"^  (\S+, )?{re.escape(variable)}\b", read, re.M), (variable, read)
+
+
+def test_export_schema_help_says_it_reads_no_variable() -> None:
+    result = run_cli("export-schema", "--help", env=clean_environment())
+    assert "apps: healthai, travelai" in result.stdout
+    assert "reads no variable" in result.stdout
+
+
+def test_a_service_token_needs_no_sub_and_a_user_token_says_it_needs_one() -> None:
+    service = run_cli("token", "--app", "healthai", "--service", env=clean_environment())
+    assert service.returncode == 0, service.stderr
+    claims = jwt.decode(service.stdout.strip(), TEST_SECRET, ["HS256"], audience="healthai")
+    assert (claims["sub"], claims["scope"]) == ("service", "ledger:service")
+    assert claims["exp"] - claims["iat"] == 3600
+
+    user = run_cli("token", "--app", "healthai", env=clean_environment())
+    assert (user.returncode, user.stdout) == (1, "")
+    assert user.stderr == (
+        "graphql-ledger: --sub OWNER is required: the owner the token acts as (or --service, "
+        "for a backend service acting for any owner)\n"
+    )
+
+
+def test_the_token_help_says_why_its_lifetime_differs_from_the_development_tokens() -> None:
+    result = run_cli("token", "--help", env=clean_environment())
+    text = " ".join(result.stdout.split())
+    assert "lifetime (3600: an hour, short as a real token's should be;" in text
+    assert "the development tokens `serve` prints last 30 days, for a month of restarts)" in text
+    assert "with --service, only the name the service goes by ('service' if omitted)" in text
+
+
+@pytest.mark.slow
+def test_development_logs_are_human_lines_unless_ledger_log_format_says_json(
+    data_dir: Path,
+) -> None:
+    env = clean_environment(LEDGER_DATA_DIR=str(data_dir), LEDGER_JWT_SECRET=None)
+    text = run_cli("migrate", "healthai", env=env)
+    assert text.returncode == 0, text.stderr
+    lines = text.stderr.splitlines()
+    assert lines and all(TEXT_LINE.match(line) for line in lines), lines
+    assert any(line.endswith(f"is at revision {head_revision()}") for line in lines), lines
+
+    as_json = run_cli("migrate", "healthai", env={**env, "LEDGER_LOG_FORMAT": "json"})
+    assert as_json.returncode == 0, as_json.stderr
+    records = [json.loads(line) for line in as_json.stderr.splitlines()]
+    assert {"time", "level", "logger", "message"} <= set(records[-1])
+    assert records[-1]["message"].endswith(f"is at revision {head_revision()}")

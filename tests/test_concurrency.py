@@ -1,26 +1,21 @@
 """Races: many createEntry requests at once, split between two real uvicorn processes of
 healthai (each with its own connection pool) that share one database."""
 
-import asyncio
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
-from dataclasses import dataclass
 from typing import Any
 
 import httpx2 as httpx
 import pytest
-from sqlalchemy import text
-from sqlalchemy.pool import NullPool
 
-from graphql_ledger.storage import create_engine
 from tests.support import (
+    Call,
+    Cluster,
     GraphQLClient,
-    ServerProcess,
-    clean_environment,
-    create_entry_async,
+    race_through_a_gate,
     service_headers,
     sql,
+    two_servers,
 )
 
 SERVICE = service_headers("healthai")
@@ -29,79 +24,25 @@ SERVICE = service_headers("healthai")
 POOL_SIZE = 10
 
 
-@dataclass(frozen=True)
-class Cluster:
-    database_url: str
-    server_urls: tuple[str, str]
-
-
 @pytest.fixture(scope="module")
 def cluster(new_database: Callable[..., str]) -> Iterator[Cluster]:
     """Two healthai server processes on one fresh database."""
-    url = new_database("concurrency")
-    env = clean_environment(
-        HEALTHAI_DATABASE_URL=url,
+    with two_servers(
+        new_database("concurrency"),
         LEDGER_DB_POOL_SIZE=str(POOL_SIZE),
         LEDGER_DB_POOL_TIMEOUT="60",
         LEDGER_DB_TIMEOUT="60",
-    )
-    with ExitStack() as stack:
-        first = stack.enter_context(ServerProcess.uvicorn("healthai", env))
-        second = stack.enter_context(ServerProcess.uvicorn("healthai", env))
-        yield Cluster(url, (first.url(), second.url()))
-
-
-Call = tuple[str, str, str]  # owner id, operation, nonce
+    ) as started:
+        yield started
 
 
 def race(cluster: Cluster, calls: list[Call]) -> list[dict[str, Any]]:
-    """Sends all `calls` at once, alternating between the two servers, and returns the
-    answers in the order of `calls`.
-
-    A gate makes the race certain rather than likely: the test holds a lock on `balances`
-    until every connection of both pools is blocked on it inside create_entry(), past its
-    nonce lookup, and then lets them all go at once."""
+    """Sends all `calls` at once through the gate (see race_through_a_gate), which every
+    connection of both pools reaches, and returns the answers in the order of `calls`."""
     expected_waiters = min(len(calls), 2 * POOL_SIZE)
-
-    async def run() -> list[dict[str, Any]]:
-        limits = httpx.Limits(max_connections=len(calls), max_keepalive_connections=len(calls))
-        engine = create_engine(cluster.database_url, autocommit=False, poolclass=NullPool)
-        try:
-            async with (
-                engine.connect() as gate,
-                httpx.AsyncClient(
-                    base_url=cluster.server_urls[0], limits=limits, timeout=90, headers=SERVICE
-                ) as a,
-                httpx.AsyncClient(
-                    base_url=cluster.server_urls[1], limits=limits, timeout=90, headers=SERVICE
-                ) as b,
-            ):
-                await gate.execute(text("LOCK TABLE balances IN EXCLUSIVE MODE"))
-                clients = (a, b)
-                requests = asyncio.gather(
-                    *(
-                        create_entry_async(clients[number % 2], owner_id, operation, nonce)
-                        for number, (owner_id, operation, nonce) in enumerate(calls)
-                    )
-                )
-                waiters = 0
-                deadline = asyncio.get_running_loop().time() + 30
-                while waiters < expected_waiters and not requests.done():
-                    if asyncio.get_running_loop().time() > deadline:
-                        break
-                    await asyncio.sleep(0.01)
-                    waiters = await gate.scalar(text(WAITERS))
-                await gate.commit()
-                results = await requests
-        finally:
-            await engine.dispose()
-        assert waiters == expected_waiters, f"{waiters} requests reached the gate"
-        return results
-
-    return asyncio.run(run())
-
-
-WAITERS = "SELECT count(*) FROM pg_locks WHERE relation = 'balances'::regclass AND NOT granted"
+    results, waiters = race_through_a_gate(cluster, calls, expected_waiters)
+    assert waiters == expected_waiters, f"{waiters} requests reached the gate"
+    return results
 
 
 def balances_via_api(cluster: Cluster, owner_id: str) -> list[int]:

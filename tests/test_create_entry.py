@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.support import CREATE_ENTRY, GraphQLClient, sql
+from tests.support import GraphQLClient, sql
 
 
 def entries_of(url: str, owner_id: str) -> list[tuple[str, int, int, str]]:
@@ -226,9 +226,7 @@ def test_limits_are_inclusive_and_four_byte_characters_count_once(
 def test_unknown_operation_is_a_validation_error_and_writes_nothing(
     healthai: GraphQLClient, owner: str, app_urls: dict[str, str]
 ) -> None:
-    body = healthai.execute(
-        CREATE_ENTRY, input={"ownerId": owner, "operation": "BOOKING_REWARD", "nonce": "n"}
-    )
+    body = healthai.create_entry_answer(owner, "BOOKING_REWARD", "n")
 
     assert body.get("data") is None
     assert len(body["errors"]) == 1

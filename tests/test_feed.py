@@ -29,7 +29,7 @@ def test_updates_arrive_in_the_order_offered() -> None:
 def test_an_update_not_newer_than_the_last_one_offered_is_dropped() -> None:
     follower = Follower("o", buffer=8)
     follower.offer(update(2))
-    follower.offer(update(2))  # the same entry, e.g. read at follow and then notified
+    follower.offer(update(2))  # the same version, e.g. read at follow and then notified
     follower.offer(update(1))  # older
     follower.offer(update(3))
     assert asyncio.run(drain(follower)) == [20, 30]
@@ -44,7 +44,7 @@ def test_a_follower_that_falls_behind_keeps_the_newest() -> None:
 
 def test_an_owner_without_entries_sorts_before_any_entry() -> None:
     follower = Follower("o", buffer=3)
-    follower.offer(BalanceUpdate(Balance("o", 0, None), None))
+    follower.offer(BalanceUpdate(Balance("o", 0, None), 0))
     follower.offer(update(1))
     assert asyncio.run(drain(follower)) == [0, 10]
 

@@ -6,7 +6,8 @@ createEntry mutation (generated ownerId, nonce and operation, so entries get wri
 mostly valid documents and some that break the schema's argument types, half of the
 valid ones with a few known owners and nonces put in (so that owners build up balances to
 spend, nonces are replayed and reads find entries), sent with a backend service's token
-and some with an end user's.
+and some with an end user's. DateTime arguments come in Z or any offset up to +/-23:59,
+often on the first or last day of years 1 to 9999 (see instants()).
 
 It proves that no request gets a 5xx or an unexpected server error, that every response
 is a GraphQL response whose data conforms to the schema (Schemathesis's
@@ -21,7 +22,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import graphql
@@ -55,6 +56,7 @@ from schemathesis import Case, GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import FailureGroup, MalformedJson
 from schemathesis.core.result import Ok
+from schemathesis.graphql import nodes as graphql_values
 from schemathesis.graphql.checks import GraphQLSchemaViolation, UnexpectedGraphQLResponse
 from schemathesis.graphql.loaders import get_introspection_query
 from schemathesis.specs.graphql.schemas import GraphQLSchema as FuzzedSchema
@@ -75,6 +77,35 @@ APPS: dict[str, type[LedgerOperation]] = {
 }
 
 FuzzCase = Case[Any]  # a generated request of any operation of the schema
+
+
+def instants() -> st.SearchStrategy[str]:
+    """DateTime values as clients write them, which Schemathesis's own never are (they all
+    end in Z): any date and time of years 1 to 9999, often the first or last day of that
+    range, in Z or any offset up to +/-23:59. Near those days an offset can carry the
+    instant out of the range in UTC, which the ledger must refuse as the client's mistake."""
+    first, last = datetime.min, datetime.max
+    moments = st.one_of(
+        st.datetimes(),
+        st.sampled_from([first, last]),
+        st.datetimes(min_value=first, max_value=first + timedelta(days=1)),
+        st.datetimes(min_value=last - timedelta(days=1), max_value=last),
+    )
+    offsets = st.one_of(
+        st.just("Z"),
+        st.sampled_from(["+23:59", "-23:59", "+14:00", "-12:00", "+00:00", "-00:01"]),
+        st.builds(
+            "{}{:02d}:{:02d}".format,
+            st.sampled_from("+-"),
+            st.integers(0, 23),
+            st.integers(0, 59),
+        ),
+    )
+    return st.builds(lambda moment, offset: moment.isoformat() + offset, moments, offsets)
+
+
+# Every DateTime argument the fuzzer writes, in any document, is one of these.
+schemathesis.graphql.scalar("DateTime", instants().map(graphql_values.String))
 
 # Each example sends exactly one request; the test counts the requests it sent.
 REQUESTS_PER_APP = 1000

@@ -1,23 +1,41 @@
 """GraphiQL served by the app itself: the page names only the app's own files, which the app
 serves with the content the page's integrity hashes name; without them (or with one that
-differs) the page is Strawberry's CDN one, and one warning says to run `make assets`."""
+differs) the page is Strawberry's CDN one, and one warning says to run `make assets`. Either
+page opens as the mode says: in production with no token and a line on adding one, in
+development with the development token and README's first example (the browser test runs
+them)."""
 
 import base64
 import hashlib
 import json
 import logging
 import shutil
+from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import jwt
 import pytest
 from starlette.testclient import TestClient
 from strawberry.http.ides import get_graphql_ide_html
 
-from graphql_ledger.graphiql import DEFAULT_DIRECTORY, GraphiQLAssets, cdn_files, install
+from assets.install import install
+from graphql_ledger import Settings, create_app
+from graphql_ledger.graphiql import (
+    CDN,
+    DEFAULT_DIRECTORY,
+    FIRST_EXAMPLE,
+    PRODUCTION,
+    PRODUCTION_HINT,
+    GraphiQLAssets,
+    cdn_files,
+    with_setup,
+)
 from graphql_ledger.view import LedgerGraphQL
-from tests.support import ROOT
+from healthai.operations import HealthAIOperation
+from tests.support import ROOT, TEST_SECRET
+from tests.test_readme import readme_blocks
 
 HTML = {"Accept": "text/html"}
 CONTENT_TYPES = {".js": "text/javascript", ".css": "text/css"}
@@ -120,7 +138,8 @@ def test_without_assets_the_page_is_the_cdn_one_with_one_warning(
     with caplog.at_level(logging.WARNING, logger="graphql_ledger.graphiql"):
         pages = [healthai_app.get("/graphql", headers=HTML) for _ in range(3)]
     assert {page.status_code for page in pages} == {200}
-    assert {page.text for page in pages} == {stock_page()}
+    # Strawberry's page as it stands, its files on the CDN, opening as the app's does.
+    assert {page.text for page in pages} == {with_setup(stock_page(), PRODUCTION)}
     warnings = [r for r in caplog.records if r.name == "graphql_ledger.graphiql"]
     assert len(warnings) == 1, [r.getMessage() for r in warnings]
     assert warnings[0].levelno == logging.WARNING
@@ -138,7 +157,7 @@ def test_a_file_that_differs_from_the_pages_hash_means_the_cdn_page(
         script.write("\n")  # a stale or half-copied file: the browser would refuse it
     assets = GraphiQLAssets(tmp_path / "graphiql")
     with caplog.at_level(logging.WARNING, logger="graphql_ledger.graphiql"):
-        assert assets.page() == stock_page()
+        assert assets.page() == with_setup(stock_page(), PRODUCTION)
     assert react.local_path in caplog.text
     assert "/prefix/graphql/static/graphiql/" in GraphiQLAssets(DEFAULT_DIRECTORY).page("/prefix")
 
@@ -171,3 +190,84 @@ def test_a_page_loading_from_another_host_is_served_as_it_is_with_a_warning(
     with caplog.at_level(logging.WARNING, logger="graphql_ledger.graphiql"):
         assert GraphiQLAssets(tmp_path, stock_page=page).page() == page
     assert "https://cdn.invalid/graphiql@9/graphiql.min.js" in caplog.text
+
+
+def setup_of(page: str) -> dict[str, object]:
+    """The value the page's setup script gives GraphiQL (graphiql.py's LEDGER_GRAPHIQL)."""
+    start = page.index("const LEDGER_GRAPHIQL = ") + len("const LEDGER_GRAPHIQL = ")
+    value: dict[str, object] = json.loads(page[start : page.index(";</script>", start)])
+    return value
+
+
+def test_in_production_the_page_holds_no_token_and_says_how_to_add_one(
+    healthai_app: TestClient,
+) -> None:
+    page = healthai_app.get("/graphql", headers=HTML).text
+    setup = setup_of(page)
+    assert setup == {"query": setup["query"], "headers": None, "docs": None}
+    assert str(setup["query"]).splitlines()[0] == PRODUCTION_HINT
+    assert "Bearer ey" not in page
+    # What the browser kept from last time stays: the page's headers are GraphiQL's own.
+    assert "React.useState(parameters.headers || LEDGER_GRAPHIQL.headers || undefined)" in page
+
+
+def test_without_npm_the_development_page_loads_the_cdns_files_and_opens_ready(
+    tmp_path: Path,
+) -> None:
+    assets = GraphiQLAssets(tmp_path)  # nothing installed: what `make run` serves without npm
+    assets.develop("healthai", "a.b.c")
+    page = assets.page()
+    loaded = [url_of(reference) for reference in references(page)]
+    cdn = [url for url in loaded if url.startswith(CDN)]
+    assert len(cdn) == len(cdn_files(stock_page())) > 0
+    assert all(ref["integrity"] for ref in references(page) if url_of(ref).startswith(CDN))
+    setup = setup_of(page)
+    assert json.loads(str(setup["headers"])) == {"Authorization": "Bearer a.b.c"}
+    assert setup["docs"] == "Documentation Explorer"  # GraphiQL 3's title of its Docs panel
+    assert str(setup["query"]).endswith(FIRST_EXAMPLE)
+
+
+def test_the_setup_cannot_end_the_script_it_is_in(tmp_path: Path) -> None:
+    assets = GraphiQLAssets(tmp_path)
+    assets.develop("</script><script>alert(1)//", None)
+    page = assets.page()
+    assert "</script><script>alert" not in page
+    assert str(setup_of(page)["query"]).startswith("# </script><script>alert(1)//")
+
+
+def test_the_development_page_opens_with_readmes_first_example() -> None:
+    first = next(code for language, code in readme_blocks() if language == "graphql")
+    assert first == FIRST_EXAMPLE
+
+
+def test_the_development_page_holds_a_token_only_for_a_browser_on_this_machine(
+    new_database: Callable[..., str],
+) -> None:
+    settings = Settings(
+        app_database_urls={"healthai": new_database("graphiql")}, jwt_secret=TEST_SECRET
+    )
+    app = create_app("healthai", HealthAIOperation, settings, development=True)
+    for loopback in ("127.0.0.1", "::1"):
+        with TestClient(app, client=(loopback, 50000)) as local:
+            headers = json.loads(str(setup_of(local.get("/graphql", headers=HTML).text)["headers"]))
+            scheme, token = headers["Authorization"].split()
+            claims = jwt.decode(token, TEST_SECRET, ["HS256"], audience="healthai")
+            assert (scheme, claims["scope"], claims["sub"]) == (
+                "Bearer",
+                "ledger:service",
+                "developer",
+            )
+            answer = local.post(
+                "/graphql", json={"query": "{ operations { amount } }"}, headers=headers
+            )
+            assert answer.status_code == 200 and "errors" not in answer.json()
+    # From elsewhere (`serve --host 0.0.0.0`, a container's mapped port): no token.
+    for elsewhere in ("192.0.2.7", "testclient"):
+        with TestClient(app, client=(elsewhere, 50000)) as remote:
+            page = remote.get("/graphql", headers=HTML).text
+            assert setup_of(page) == {
+                "query": setup_of(page)["query"],
+                "headers": None,
+                "docs": None,
+            }
+            assert "Bearer ey" not in page

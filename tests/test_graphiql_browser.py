@@ -1,9 +1,13 @@
 """GraphiQL in a real browser, offline: Debian's Chromium, headless, opens /graphql on a real
-server process, runs a balance query with a service token from the headers editor, and the
-result pane shows the balance; no request the page makes leaves 127.0.0.1."""
+server process. In development (`graphql-ledger serve` on the embedded database) the page
+opens ready: the schema loaded with the development token from the Headers editor, Docs
+open, completion working, the first example runs as it stands and a typed query runs. In
+production it opens with no token and a line saying how to add one; with a token pasted,
+a query runs. No request the page makes leaves 127.0.0.1."""
 
 import json
 import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -11,15 +15,20 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx2 as httpx
+import jwt
+import psutil
 import pytest
 
-from graphql_ledger.graphiql import cdn_files
+from graphql_ledger.graphiql import FIRST_EXAMPLE, PRODUCTION_HINT, cdn_files
 from tests.support import (
+    CLI,
     GraphQLClient,
     ServerProcess,
     clean_environment,
+    free_port,
     service_headers,
 )
+from tests.test_cli import postgres_processes
 from tests.test_graphiql import require_assets, stock_page
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -46,6 +55,24 @@ def server(new_database: Callable[..., str]) -> Iterator[ServerProcess]:
     env = clean_environment(HEALTHAI_DATABASE_URL=new_database("graphiql"))
     with ServerProcess.uvicorn("healthai", env) as process:
         yield process
+
+
+@pytest.fixture
+def development_server() -> Iterator[tuple[ServerProcess, Path]]:
+    """`graphql-ledger serve healthai` as `make run` starts it: the embedded database in a
+    fresh data folder (a short path: its socket lives there), no token key configured."""
+    require_assets()
+    data_dir = Path(tempfile.mkdtemp(prefix="lg", dir="/tmp"))
+    port = free_port()
+    env = clean_environment(LEDGER_DATA_DIR=str(data_dir), LEDGER_JWT_SECRET=None)
+    try:
+        with ServerProcess([str(CLI), "serve", "healthai", "--port", str(port)], env, [port]) as s:
+            yield s, data_dir
+    finally:
+        for process in postgres_processes(data_dir):  # only after a failure
+            process.terminate()
+        psutil.wait_procs(postgres_processes(data_dir), timeout=10)
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture
@@ -113,6 +140,8 @@ QUERY_EDITOR = ".graphiql-query-editor .graphiql-editor .CodeMirror"
 # The editor tools hold the variables and the headers editors, the inactive one hidden.
 HEADERS_EDITOR = ".graphiql-editor-tool .graphiql-editor:not(.hidden) .CodeMirror"
 RESULT = ".result-window .CodeMirror"
+DOCS = ".graphiql-doc-explorer"
+HINTS = ".CodeMirror-hints li"
 
 
 def set_text(driver: Any, selector: str, text: str) -> None:
@@ -140,9 +169,11 @@ def test_graphiql_runs_a_balance_query_offline(server: ServerProcess, browser: A
     urls: list[str] = []
     assert_only_loopback(requested_urls(browser, urls))  # before a blank page times out
     wait.until(lambda driver: driver.find_elements(By.CSS_SELECTOR, RESULT))
-    # GraphiQL asks for the schema as it opens, before the headers editor holds a token: the
-    # result pane shows the refusal, which the query's result replaces below.
+    # In production the page holds no token: its first line says how to add one, and the
+    # schema it asks for as it opens is refused, which the result pane shows.
+    assert text_of(browser, QUERY_EDITOR).splitlines()[0] == PRODUCTION_HINT
     wait.until(lambda driver: "UNAUTHENTICATED" in text_of(driver, RESULT))
+    assert browser.find_elements(By.CSS_SELECTOR, DOCS) == []  # no schema, so no Docs panel
 
     browser.find_element(By.XPATH, "//button[normalize-space()='Headers']").click()
     wait.until(lambda driver: driver.find_elements(By.CSS_SELECTOR, HEADERS_EDITOR))
@@ -160,3 +191,56 @@ def test_graphiql_runs_a_balance_query_offline(server: ServerProcess, browser: A
     # GraphiQL's own files came from the app, each of them.
     assets = {url for url in network if "/graphql/static/graphiql/" in url}
     assert len(assets) == len(cdn_files(stock_page())), network
+
+
+def test_in_development_graphiql_opens_ready_to_run(
+    development_server: tuple[ServerProcess, Path], browser: Any
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    server, data_dir = development_server
+    wait = WebDriverWait(browser, WAIT)
+    browser.get(f"{server.url()}/graphql")
+    urls: list[str] = []
+    assert_only_loopback(requested_urls(browser, urls))
+
+    # No click: the Docs panel is open and lists the root types, so the schema was fetched
+    # with the token the Headers editor holds.
+    wait.until(lambda driver: "Query" in driver.find_element(By.CSS_SELECTOR, DOCS).text)
+    docs = browser.find_element(By.CSS_SELECTOR, DOCS).text
+    assert "Query" in docs and "Mutation" in docs and "Subscription" in docs, docs
+    assert "Error fetching schema" not in docs
+    example = text_of(browser, QUERY_EDITOR)
+    assert example.endswith(FIRST_EXAMPLE) and example.startswith("# healthai in development")
+
+    browser.find_element(By.XPATH, "//button[normalize-space()='Headers']").click()
+    wait.until(lambda driver: driver.find_elements(By.CSS_SELECTOR, HEADERS_EDITOR))
+    headers = json.loads(text_of(browser, HEADERS_EDITOR))
+    scheme, token = headers["Authorization"].split()
+    claims = jwt.decode(
+        token, (data_dir / "jwt-secret").read_text().strip(), ["HS256"], audience="healthai"
+    )
+    assert scheme == "Bearer" and claims["scope"] == "ledger:service"
+
+    # The example runs as it stands: alice's first 10 credits.
+    browser.find_element(By.CSS_SELECTOR, ".graphiql-execute-button").click()
+    wait.until(lambda driver: '"data"' in text_of(driver, RESULT))
+    entry = json.loads(text_of(browser, RESULT))["data"]["createEntry"]
+    assert (entry["__typename"], entry["amount"], entry["balanceAfter"]) == ("LedgerEntry", 10, 10)
+
+    # Typed: completion offers the schema's fields, and the query runs with Ctrl-Enter.
+    set_text(browser, QUERY_EDITOR, "")
+    browser.find_element(By.CSS_SELECTOR, QUERY_EDITOR).click()
+    typing = browser.switch_to.active_element
+    typing.send_keys("{ bal")
+    wait.until(lambda driver: driver.find_elements(By.CSS_SELECTOR, HINTS))
+    offered = [hint.text for hint in browser.find_elements(By.CSS_SELECTOR, HINTS)]
+    assert {"balance", "balances"} <= set(offered), offered
+    typing.send_keys(Keys.ESCAPE, 'ance(ownerId: "alice") { balance } }')
+    assert text_of(browser, QUERY_EDITOR) == '{ balance(ownerId: "alice") { balance } }'
+    typing.send_keys(Keys.CONTROL, Keys.ENTER)
+    wait.until(lambda driver: '"balance": {' in text_of(driver, RESULT))
+    assert json.loads(text_of(browser, RESULT)) == {"data": {"balance": {"balance": 10}}}
+    assert_only_loopback(requested_urls(browser, urls))

@@ -12,7 +12,12 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from graphql_ledger.history import HistoryQuery, Position
-from graphql_ledger.storage.repository import BALANCES, BALANCES_AT, ENTRY_PAGES
+from graphql_ledger.storage.repository import (
+    BALANCES,
+    BALANCES_AT,
+    ENTRY_PAGES,
+    entry_page_parameters,
+)
 from tests.support import sql
 
 BIG = "big-owner"
@@ -84,15 +89,7 @@ def scans_of(plan: dict[str, Any], table: str) -> list[dict[str, Any]]:
 
 def page_parameters(query: HistoryQuery) -> list[Any]:
     """The parameters LedgerRepository.entry_pages binds for `query`."""
-    bound = query.upper_bound()
-    return [
-        [query.owner_id],
-        [query.first + 1],
-        [bound.created_on if bound else None],
-        [bound.id if bound else None],
-        [query.operation.name if query.operation else None],
-        [query.since],
-    ]
+    return entry_page_parameters([query])
 
 
 def buffers(plan: dict[str, Any]) -> int:

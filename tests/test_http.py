@@ -28,11 +28,18 @@ def test_a_malformed_json_body_is_a_400_in_the_graphql_error_shape(
     assert "Traceback" not in response.text
 
 
-def test_an_unsupported_content_type_is_a_400(healthai_http: TestClient) -> None:
+def test_an_unsupported_content_type_is_a_400_saying_json_is_expected(
+    healthai_http: TestClient,
+) -> None:
     response = healthai_http.post(
         "/graphql", content=b"{ operations { amount } }", headers={"content-type": "text/plain"}
     )
-    assert_refused(response, 400, "BAD_REQUEST", "Unsupported content type")
+    expected = "send the GraphQL request as JSON, with Content-Type: application/json"
+    assert_refused(
+        response, 400, "BAD_REQUEST", f"Unsupported content type 'text/plain': {expected}"
+    )
+    bare = healthai_http.post("/graphql", content=b"{ operations { amount } }")
+    assert_refused(bare, 400, "BAD_REQUEST", f"No content type: {expected}")
 
 
 def test_a_body_without_a_query_is_a_400(healthai_http: TestClient) -> None:
@@ -76,6 +83,31 @@ def test_a_browser_gets_graphiql(healthai_http: TestClient) -> None:
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     assert "graphiql" in response.text.lower()
+
+
+def test_the_root_points_to_graphql_for_programs_and_for_browsers(
+    healthai_http: TestClient,
+) -> None:
+    healthai_http.headers.clear()  # no token needed, as for the GraphiQL page
+    answer = healthai_http.get("/", headers={"accept": "application/json"})
+    assert answer.status_code == 200
+    assert answer.json() == {
+        "app": "healthai",
+        "graphql": "/graphql",
+        "message": "healthai's GraphQL API is at /graphql (GraphiQL in a browser)",
+        "health": "/healthz",
+        "ready": "/readyz",
+        "metrics": "/metrics",
+    }
+    assert healthai_http.get("/").json() == answer.json()  # no Accept: a program too
+
+    page = healthai_http.get("/", headers={"accept": "text/html,application/xhtml+xml"})
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert '<a href="/graphql"><code>/graphql</code></a>' in page.text
+    assert "open it in this browser for GraphiQL" in page.text
+    followed = healthai_http.get("/graphql", headers={"accept": "text/html"})
+    assert followed.status_code == 200 and "graphiql" in followed.text.lower()
 
 
 def test_a_syntax_error_is_reported_with_its_location(healthai: GraphQLClient) -> None:

@@ -33,13 +33,13 @@ from graphql_ledger import Limit, Settings, create_app
 from healthai.operations import HealthAIOperation
 from tests.support import (
     CAPTURE_HOLD,
-    CREATE_ENTRY,
     CREATE_ENTRY_FULL,
     REFUND_ENTRY,
     RELEASE_HOLD,
     RESERVE_CREDITS,
     ROOT,
     TEST_SECRET,
+    create_entry_request,
     service_headers,
     sql,
     user_headers,
@@ -134,8 +134,7 @@ class Run:
     def create_entry(
         self, headers: dict[str, str], owner_id: str, operation: str, nonce: str
     ) -> dict[str, Any]:
-        input_ = {"ownerId": owner_id, "operation": operation, "nonce": nonce}
-        body = self.post(headers, CREATE_ENTRY, input=input_)
+        body = self.send(headers, create_entry_request(owner_id, operation, nonce))
         assert "errors" not in body, body
         result: dict[str, Any] = body["data"]["createEntry"]
         self.outcomes[result["__typename"]] += 1
@@ -150,10 +149,11 @@ class Run:
         return result
 
     def post(self, headers: dict[str, str], query: str, **variables: Any) -> dict[str, Any]:
+        return self.send(headers, {"query": query, "variables": variables})
+
+    def send(self, headers: dict[str, str], request: dict[str, Any]) -> dict[str, Any]:
         self.figures["requests"] += 1
-        response = self.client.post(
-            "/graphql", json={"query": query, "variables": variables}, headers=headers
-        )
+        response = self.client.post("/graphql", json=request, headers=headers)
         assert response.status_code == 200, response.text
         answer: dict[str, Any] = response.json()
         return answer

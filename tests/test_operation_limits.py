@@ -1,47 +1,29 @@
 """Operation limits, enforced by the database: SIGNUP_CREDIT once per owner, DAILY_REWARD once
 per owner per UTC day, an app's own limits, also when requests race on two servers."""
 
-import asyncio
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx2 as httpx
 import pytest
-from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.pool import NullPool
 from starlette.testclient import TestClient
 
 from graphql_ledger import LedgerOperation, Limit, Settings, create_app, credits, shared
-from graphql_ledger.storage import create_engine
 from tests.support import (
-    CREATE_ENTRY,
     TEST_SECRET,
-    ServerProcess,
-    clean_environment,
+    Cluster,
+    GraphQLClient,
+    race_through_a_gate,
     service_headers,
     sql,
+    two_servers,
     user_headers,
 )
-
-
-def create_entry(
-    http: TestClient, headers: dict[str, str], owner_id: str, operation: str, nonce: str
-) -> dict[str, Any]:
-    input_ = {"ownerId": owner_id, "operation": operation, "nonce": nonce}
-    body = {"query": CREATE_ENTRY, "variables": {"input": input_}}
-    response = http.post("/graphql", json=body, headers=headers)
-    assert response.status_code == 200, response.text
-    answer = response.json()
-    assert "errors" not in answer, answer
-    result: dict[str, Any] = answer["data"]["createEntry"]
-    return result
 
 
 def stored(url: str, owner_id: str) -> tuple[list[tuple[str, str, int, str | None]], list[int]]:
@@ -80,27 +62,27 @@ def assert_limit_reached(result: dict[str, Any], retry_after: datetime | None) -
 def test_signup_credit_is_granted_once_per_owner_whatever_the_nonce(
     healthai_app: TestClient, app_urls: dict[str, str], owner: str
 ) -> None:
-    service = service_headers("healthai")
-    first = create_entry(healthai_app, service, owner, "SIGNUP_CREDIT", "signup-1")
+    service = GraphQLClient(healthai_app, headers=service_headers("healthai"))
+    first = service.create_entry(owner, "SIGNUP_CREDIT", "signup-1")
 
-    second = create_entry(healthai_app, service, owner, "SIGNUP_CREDIT", "signup-2")
+    second = service.create_entry(owner, "SIGNUP_CREDIT", "signup-2")
 
     assert (first["__typename"], first.get("balanceAfter")) == ("LedgerEntry", 3)
     assert_limit_reached(second, None)
     assert "SIGNUP_CREDIT" in second["message"]
     assert stored(app_urls["healthai"], owner) == ([(first["id"], "signup-1", 3, "once")], [3])
     # Replaying the granted request still answers it.
-    assert create_entry(healthai_app, service, owner, "SIGNUP_CREDIT", "signup-1") == first
+    assert service.create_entry(owner, "SIGNUP_CREDIT", "signup-1") == first
 
 
 def test_daily_reward_is_granted_once_per_utc_day_and_retry_after_is_next_midnight(
     healthai_app: TestClient, app_urls: dict[str, str], owner: str
 ) -> None:
     clear_of_utc_midnight()
-    me = user_headers("healthai", owner)
-    first = create_entry(healthai_app, me, owner, "DAILY_REWARD", "day-1")
+    me = GraphQLClient(healthai_app, headers=user_headers("healthai", owner))
+    first = me.create_entry(owner, "DAILY_REWARD", "day-1")
 
-    second = create_entry(healthai_app, me, owner, "DAILY_REWARD", "day-1-again")
+    second = me.create_entry(owner, "DAILY_REWARD", "day-1-again")
 
     assert (first["__typename"], first.get("balanceAfter")) == ("LedgerEntry", 1)
     granted_on = datetime.fromisoformat(first["createdOn"])
@@ -110,8 +92,8 @@ def test_daily_reward_is_granted_once_per_utc_day_and_retry_after_is_next_midnig
     assert stored(app_urls["healthai"], owner) == ([(first["id"], "day-1", 1, day)], [1])
     # The limit is per owner: another owner still gets today's reward.
     neighbour = f"{owner}-neighbour"
-    theirs = create_entry(
-        healthai_app, user_headers("healthai", neighbour), neighbour, "DAILY_REWARD", "day-1"
+    theirs = GraphQLClient(healthai_app, headers=user_headers("healthai", neighbour)).create_entry(
+        neighbour, "DAILY_REWARD", "day-1"
     )
     assert (theirs["__typename"], theirs.get("ownerId"), theirs.get("balanceAfter")) == (
         "LedgerEntry",
@@ -134,7 +116,8 @@ def test_the_database_refuses_a_second_limited_entry_to_a_writer_that_bypasses_t
 ) -> None:
     clear_of_utc_midnight()
     url = app_urls["healthai"]
-    first = create_entry(healthai_app, service_headers("healthai"), owner, operation, "n1")
+    service = GraphQLClient(healthai_app, headers=service_headers("healthai"))
+    first = service.create_entry(owner, operation, "n1")
     granted_on = datetime.fromisoformat(first["createdOn"])
     limit_key = granted_on.astimezone(UTC).date().isoformat() if limit == "utc_day" else "once"
     assert stored(url, owner) == ([(first["id"], "n1", amount, limit_key)], [amount])
@@ -181,14 +164,14 @@ def test_an_app_declares_its_own_daily_and_once_only_limits(
     clear_of_utc_midnight()
     url = new_database("parkai", operations=ParkAIOperation)
     settings = Settings(app_database_urls={"parkai": url}, jwt_secret=TEST_SECRET)
-    service = service_headers("parkai")
     owner = f"visitor-{uuid.uuid4()}"
     with TestClient(create_app("parkai", ParkAIOperation, settings)) as http:
-        streak = create_entry(http, service, owner, "VISIT_STREAK", "streak-1")
-        streak_again = create_entry(http, service, owner, "VISIT_STREAK", "streak-2")
-        gift = create_entry(http, service, owner, "WELCOME_GIFT", "gift-1")
-        gift_again = create_entry(http, service, owner, "WELCOME_GIFT", "gift-2")
-        tickets = [create_entry(http, service, owner, "TICKET", f"ticket-{n}") for n in (1, 2)]
+        service = GraphQLClient(http, headers=service_headers("parkai"))
+        streak = service.create_entry(owner, "VISIT_STREAK", "streak-1")
+        streak_again = service.create_entry(owner, "VISIT_STREAK", "streak-2")
+        gift = service.create_entry(owner, "WELCOME_GIFT", "gift-1")
+        gift_again = service.create_entry(owner, "WELCOME_GIFT", "gift-2")
+        tickets = [service.create_entry(owner, "TICKET", f"ticket-{n}") for n in (1, 2)]
 
     streak_on = datetime.fromisoformat(streak["createdOn"])
     assert [r["__typename"] for r in (streak, gift, *tickets)] == ["LedgerEntry"] * 4
@@ -212,102 +195,39 @@ POOL_SIZE = 10  # each server's connection pool; the gate below counts on it
 RACERS = 2 * POOL_SIZE
 
 
-@dataclass(frozen=True)
-class Cluster:
-    database_url: str
-    server_urls: tuple[str, str]
-
-
 @pytest.fixture(scope="module")
 def cluster(new_database: Callable[..., str]) -> Iterator[Cluster]:
     """Two healthai server processes on one fresh database."""
-    url = new_database("limits_race")
-    env = clean_environment(
-        HEALTHAI_DATABASE_URL=url,
+    with two_servers(
+        new_database("limits_race"),
         LEDGER_DB_POOL_SIZE=str(POOL_SIZE),
         LEDGER_DB_POOL_TIMEOUT="60",
         LEDGER_DB_TIMEOUT="60",
-    )
-    with ExitStack() as stack:
-        first = stack.enter_context(ServerProcess.uvicorn("healthai", env))
-        second = stack.enter_context(ServerProcess.uvicorn("healthai", env))
-        yield Cluster(url, (first.url(), second.url()))
+    ) as started:
+        yield started
 
 
-WAITERS = (
-    "SELECT count(*) FROM pg_locks WHERE relation = 'balances'::regclass AND NOT granted"
-    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-)
 IDS_DRAWN = "SELECT coalesce(pg_sequence_last_value(pg_get_serial_sequence('entries', 'id')), 0)"
-
-
-async def post_entry(
-    http: httpx.AsyncClient, owner_id: str, operation: str, nonce: str
-) -> dict[str, Any]:
-    input_ = {"ownerId": owner_id, "operation": operation, "nonce": nonce}
-    response = await http.post(
-        "/graphql", json={"query": CREATE_ENTRY, "variables": {"input": input_}}
-    )
-    assert response.status_code == 200, response.text
-    body = response.json()
-    assert "errors" not in body, body
-    result: dict[str, Any] = body["data"]["createEntry"]
-    return result
 
 
 def race(cluster: Cluster, owner_id: str, operation: str) -> tuple[list[dict[str, Any]], int]:
     """Sends RACERS requests for `operation` with distinct nonces at once, alternating
     between the two servers; returns the answers and how many entry ids they drew.
 
-    The gate: the test holds `LOCK TABLE balances IN EXCLUSIVE MODE` until all RACERS
-    requests wait on it inside create_entry() (counted in pg_locks), then lets them go.
-    That lock is taken after the limit pre-check, but while it is held nobody can write,
-    so no entry exists yet when each request runs the pre-check: every one of them passes
-    it and then blocks. After the release the 20 run into each other on the owner's
-    balance row; all but one find the limit taken only through entries_owner_limit_key
-    (unique_violation, then the repository's retry answers LimitReached). The proof
-    that they really overlapped: all RACERS were waiting at once, and the entry id
-    sequence moved by RACERS (every request got as far as the INSERT) for one row."""
-
-    async def run() -> tuple[list[dict[str, Any]], int, int]:
-        limits = httpx.Limits(max_connections=RACERS, max_keepalive_connections=RACERS)
-        engine = create_engine(cluster.database_url, autocommit=False, poolclass=NullPool)
-        service = service_headers("healthai")
-        try:
-            async with (
-                engine.connect() as gate,
-                httpx.AsyncClient(
-                    base_url=cluster.server_urls[0], limits=limits, timeout=90, headers=service
-                ) as a,
-                httpx.AsyncClient(
-                    base_url=cluster.server_urls[1], limits=limits, timeout=90, headers=service
-                ) as b,
-            ):
-                ids_before = await gate.scalar(text(IDS_DRAWN))
-                await gate.execute(text("LOCK TABLE balances IN EXCLUSIVE MODE"))
-                requests = asyncio.gather(
-                    *(
-                        post_entry((a, b)[n % 2], owner_id, operation, f"{operation}-{n}")
-                        for n in range(RACERS)
-                    )
-                )
-                waiters = 0
-                deadline = asyncio.get_running_loop().time() + 30
-                while waiters < RACERS and not requests.done():
-                    if asyncio.get_running_loop().time() > deadline:
-                        break
-                    await asyncio.sleep(0.01)
-                    waiters = await gate.scalar(text(WAITERS))
-                await gate.commit()
-                results = await requests
-                ids_after = await gate.scalar(text(IDS_DRAWN))
-        finally:
-            await engine.dispose()
-        return results, waiters, ids_after - ids_before
-
-    results, waiters, ids_drawn = asyncio.run(run())
+    The gate (see race_through_a_gate) is taken after the limit pre-check, but while it is
+    held nobody can write, so no entry exists yet when each request runs the pre-check:
+    every one of them passes it and then blocks. After the release the 20 run into each
+    other on the owner's balance row; all but one find the limit taken only through
+    entries_owner_limit_key (unique_violation, then the repository's retry answers
+    LimitReached). The proof that they really overlapped: all RACERS were waiting at
+    once, and the entry id sequence moved by RACERS (every request got as far as the
+    INSERT) for one row."""
+    calls = [(owner_id, operation, f"{operation}-{n}") for n in range(RACERS)]
+    [(ids_before,)] = sql(cluster.database_url, IDS_DRAWN)
+    results, waiters = race_through_a_gate(cluster, calls, RACERS)
+    [(ids_after,)] = sql(cluster.database_url, IDS_DRAWN)
     assert waiters == RACERS, f"only {waiters} requests reached the gate together"
-    return results, ids_drawn
+    return results, ids_after - ids_before
 
 
 @pytest.mark.slow

@@ -14,11 +14,11 @@ from graphql_ledger import Settings, create_app
 from graphql_ledger.storage import head_revision, migrate
 from healthai.operations import HealthAIOperation
 from tests.support import (
-    CREATE_ENTRY,
     TEST_SECRET,
     GraphQLClient,
     ServerProcess,
     clean_environment,
+    create_entry_request,
     service_headers,
     sql,
     user_headers,
@@ -174,12 +174,7 @@ def test_each_request_is_one_json_line_without_tokens_or_variables(
     headers = {**user_headers("healthai", secret_owner), "X-Request-ID": "trace-42"}
     response = httpx.post(
         f"{json_logging_server.url()}/graphql",
-        json={
-            "query": CREATE_ENTRY,
-            "variables": {
-                "input": {"ownerId": secret_owner, "operation": "CREDIT_SPEND", "nonce": "n"}
-            },
-        },
+        json=create_entry_request(secret_owner, "CREDIT_SPEND", "n"),
         headers=headers,
     )
     assert response.headers["x-request-id"] == "trace-42"

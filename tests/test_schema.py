@@ -14,19 +14,42 @@ from travelai.operations import TravelAIOperation
 
 # CONTRACT.md section 2, verbatim but for the enum's name and values, plus what later
 # issues added: history and as-of balances (issue 3), authorization refusals and
-# operation limits (issue 4), live balances (issue 5).
+# operation limits (issue 4), live balances (issue 5), quantities, metadata, holds and
+# refunds (section 4, issue 14).
 CONTRACT_SDL = """
 scalar DateTime
+scalar JSON
 enum {enum} {{ {values} }}
-type Balance {{ ownerId: ID!  balance: Int!  lastUpdated: DateTime }}
+enum EntryKind {{ OPERATION CAPTURE REFUND EXPIRY }}
+enum HoldStatus {{ OPEN CAPTURED RELEASED EXPIRED }}
+type Balance {{
+  ownerId: ID!  balance: Int!  lastUpdated: DateTime  held: Int!  available: Int!
+}}
 type LedgerEntry {{
   id: ID!  ownerId: ID!  operation: {enum}!  amount: Int!  balanceAfter: Int!
   nonce: String!  createdOn: DateTime!
+  quantity: Int!  kind: EntryKind!  metadata: JSON  refundOf: LedgerEntry
+  refundedBy: LedgerEntry
+}}
+type Hold {{
+  id: ID!  ownerId: ID!  operation: {enum}!  quantity: Int!  amount: Int!
+  status: HoldStatus!  nonce: String!  metadata: JSON  createdOn: DateTime!
+  expiresAt: DateTime!  capture: LedgerEntry
 }}
 type OperationInfo {{ operation: {enum}!  amount: Int! }}
-input CreateEntryInput {{ ownerId: ID!  operation: {enum}!  nonce: String! }}
+input CreateEntryInput {{
+  ownerId: ID!  operation: {enum}!  nonce: String!  quantity: Int = 1  metadata: JSON
+}}
+input ReserveCreditsInput {{
+  ownerId: ID!  operation: {enum}!  nonce: String!  quantity: Int = 1  expiresIn: Int = 900
+  metadata: JSON
+}}
+input CaptureHoldInput {{ holdId: ID!  quantity: Int  metadata: JSON }}
+input ReleaseHoldInput {{ holdId: ID! }}
+input RefundEntryInput {{ entryId: ID!  nonce: String!  metadata: JSON }}
 enum LedgerErrorCode {{
   INSUFFICIENT_CREDITS NONCE_CONFLICT INVALID_INPUT OPERATION_NOT_ALLOWED LIMIT_REACHED
+  NOT_FOUND HOLD_NOT_OPEN ALREADY_REFUNDED NOT_REFUNDABLE
 }}
 interface LedgerError {{ code: LedgerErrorCode!  message: String! }}
 type InsufficientCredits implements LedgerError {{
@@ -42,27 +65,55 @@ type OperationNotAllowed implements LedgerError {{ code: LedgerErrorCode!  messa
 type LimitReached implements LedgerError {{
   code: LedgerErrorCode!  message: String!  retryAfter: DateTime
 }}
+type NotFound implements LedgerError {{ code: LedgerErrorCode!  message: String! }}
+type HoldNotOpen implements LedgerError {{ code: LedgerErrorCode!  message: String!  hold: Hold! }}
+type AlreadyRefunded implements LedgerError {{
+  code: LedgerErrorCode!  message: String!  refund: LedgerEntry!
+}}
+type NotRefundable implements LedgerError {{ code: LedgerErrorCode!  message: String! }}
+type HoldNonceConflict implements LedgerError {{
+  code: LedgerErrorCode!  message: String!  existing: Hold!
+}}
 union CreateEntryResult = LedgerEntry | InsufficientCredits | NonceConflict | InvalidInput
-  | OperationNotAllowed | LimitReached
+  | OperationNotAllowed | LimitReached | HoldNonceConflict
+union ReserveCreditsResult = Hold | InsufficientCredits | NonceConflict | HoldNonceConflict
+  | InvalidInput | OperationNotAllowed | LimitReached
+union CaptureHoldResult = LedgerEntry | HoldNotOpen | NotFound | InvalidInput
+  | OperationNotAllowed
+union ReleaseHoldResult = Hold | HoldNotOpen | NotFound | OperationNotAllowed
+union RefundEntryResult = LedgerEntry | AlreadyRefunded | NotRefundable | InsufficientCredits
+  | NonceConflict | HoldNonceConflict | InvalidInput | NotFound | OperationNotAllowed
 type PageInfo {{
   hasNextPage: Boolean!  hasPreviousPage: Boolean!  startCursor: String  endCursor: String
 }}
 type LedgerEntryEdge {{ cursor: String!  node: LedgerEntry! }}
 type LedgerEntryConnection {{ edges: [LedgerEntryEdge!]!  pageInfo: PageInfo! }}
+type HoldEdge {{ cursor: String!  node: Hold! }}
+type HoldConnection {{ edges: [HoldEdge!]!  pageInfo: PageInfo! }}
 type Owner {{
-  id: ID!  balance: Int!  lastUpdated: DateTime
+  id: ID!  balance: Int!  lastUpdated: DateTime  held: Int!  available: Int!
   entries(first: Int = 20, after: String, operation: {enum}, since: DateTime,
-          until: DateTime): LedgerEntryConnection!
+          until: DateTime, metadata: JSON): LedgerEntryConnection!
+  holds(status: HoldStatus = OPEN, first: Int = 20, after: String): HoldConnection!
 }}
 type Query {{
   balance(ownerId: ID!, at: DateTime): Balance!
   balances(ownerIds: [ID!]!): [Balance!]!
   operations: [OperationInfo!]!
   entries(ownerId: ID!, first: Int = 20, after: String, operation: {enum}, since: DateTime,
-          until: DateTime): LedgerEntryConnection!
+          until: DateTime, metadata: JSON): LedgerEntryConnection!
   owner(id: ID!): Owner!
+  hold(id: ID!): Hold
+  holds(ownerId: ID!, status: HoldStatus = OPEN, first: Int = 20, after: String):
+    HoldConnection!
 }}
-type Mutation {{ createEntry(input: CreateEntryInput!): CreateEntryResult! }}
+type Mutation {{
+  createEntry(input: CreateEntryInput!): CreateEntryResult!
+  reserveCredits(input: ReserveCreditsInput!): ReserveCreditsResult!
+  captureHold(input: CaptureHoldInput!): CaptureHoldResult!
+  releaseHold(input: ReleaseHoldInput!): ReleaseHoldResult!
+  refundEntry(input: RefundEntryInput!): RefundEntryResult!
+}}
 type Subscription {{ balanceChanged(ownerId: ID!): Balance! }}
 """
 

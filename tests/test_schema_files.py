@@ -156,7 +156,11 @@ BREAKING = {
         "Enum value HealthAIOperation.CONTENT_ACCESS was removed.",
     ),
     "a removed union member": (
-        changed(SDL, " | LimitReached", ""),
+        changed(
+            SDL,
+            "OperationNotAllowed | LimitReached | HoldNonceConflict",
+            "OperationNotAllowed | HoldNonceConflict",
+        ),
         "LimitReached was removed from union type CreateEntryResult.",
     ),
 }

@@ -10,9 +10,9 @@ from typing import Any
 import httpx2 as httpx
 
 from tests.support import (
-    CREATE_ENTRY,
     ServerProcess,
     clean_environment,
+    create_entry_request,
     service_headers,
     sql,
 )
@@ -34,17 +34,9 @@ async def load(base_url: str, stop_after: float, on_started: Callable[[], None])
             deadline = loop.time() + stop_after
             while loop.time() < deadline:
                 nonce = uuid.uuid4().hex
-                variables = {
-                    "input": {
-                        "ownerId": f"drain-{number}",
-                        "operation": "CREDIT_ADD",
-                        "nonce": nonce,
-                    }
-                }
+                request = create_entry_request(f"drain-{number}", "CREDIT_ADD", nonce)
                 try:
-                    response = await http.post(
-                        "/graphql", json={"query": CREATE_ENTRY, "variables": variables}
-                    )
+                    response = await http.post("/graphql", json=request)
                 except httpx.TransportError as error:
                     results.append((nonce, None, type(error).__name__))
                     if isinstance(error, httpx.ConnectError):

@@ -5,7 +5,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import ExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,11 +23,13 @@ from websockets.typing import Subprotocol
 
 from graphql_ledger.storage import create_engine
 from tests.support import (
+    Cluster,
     ServerProcess,
     clean_environment,
     create_entry_async,
     service_headers,
     sql,
+    two_servers,
     user_headers,
     with_database,
 )
@@ -47,9 +49,7 @@ TIMEOUT = 10.0  # seconds any awaited message may take before the test fails
 
 
 @dataclass
-class Cluster:
-    database_url: str
-    servers: tuple[ServerProcess, ServerProcess]
+class ListeningCluster(Cluster):
     listeners: list[int]  # the LISTEN backend of each server, by index
 
 
@@ -66,19 +66,18 @@ def wait_for_listeners(url: str, count: int) -> set[int]:
 
 
 @pytest.fixture(scope="module")
-def cluster(new_database: Callable[..., str]) -> Iterator[Cluster]:
+def cluster(new_database: Callable[..., str]) -> Iterator[ListeningCluster]:
     """Two healthai server processes on one fresh database, started one after the other so
     that each one's listening connection is known."""
     url = new_database("subscriptions")
-    env = clean_environment(HEALTHAI_DATABASE_URL=url)
-    with ExitStack() as stack:
-        servers: list[ServerProcess] = []
-        pids: list[int] = []
-        for count in (1, 2):
-            servers.append(stack.enter_context(ServerProcess.uvicorn("healthai", env)))
-            [new] = wait_for_listeners(url, count) - set(pids)
-            pids.append(new)
-        yield Cluster(url, (servers[0], servers[1]), pids)
+    pids: list[int] = []
+
+    def listening(_: ServerProcess) -> None:
+        [new] = wait_for_listeners(url, len(pids) + 1) - set(pids)
+        pids.append(new)
+
+    with two_servers(url, started=listening) as started:
+        yield ListeningCluster(url, started.servers, pids)
 
 
 def balance(owner: str, amount: int, last_updated: str | None) -> dict[str, Any]:
@@ -177,16 +176,16 @@ async def database(url: str, *, autocommit: bool) -> AsyncIterator[AsyncConnecti
         await engine.dispose()
 
 
-def server_with(cluster: Cluster, **settings: str) -> ServerProcess:
+def server_with(cluster: ListeningCluster, **settings: str) -> ServerProcess:
     """A third server process on the cluster's database, configured with `settings`."""
     env = clean_environment(HEALTHAI_DATABASE_URL=cluster.database_url, **settings)
     return ServerProcess.uvicorn("healthai", env)
 
 
-CREATE_ENTRY = text("SELECT * FROM create_entry(:o, 'CREDIT_ADD', :nonce)")
+CREDIT_SQL = text("SELECT * FROM create_entry(:o, 'CREDIT_ADD', :nonce)")
 
 
-def test_the_first_message_is_the_current_balance(cluster: Cluster, owner: str) -> None:
+def test_the_first_message_is_the_current_balance(cluster: ListeningCluster, owner: str) -> None:
     a, b = cluster.servers
     other = f"{owner}-with-entries"
 
@@ -204,7 +203,7 @@ def test_the_first_message_is_the_current_balance(cluster: Cluster, owner: str) 
 
 
 def test_each_committed_entry_reaches_subscribers_of_every_process_once_in_commit_order(
-    cluster: Cluster, owner: str
+    cluster: ListeningCluster, owner: str
 ) -> None:
     a, b = cluster.servers
 
@@ -233,7 +232,7 @@ def test_each_committed_entry_reaches_subscribers_of_every_process_once_in_commi
 
 
 def test_refused_replayed_and_rolled_back_entries_send_no_balance(
-    cluster: Cluster, owner: str
+    cluster: ListeningCluster, owner: str
 ) -> None:
     a, b = cluster.servers
 
@@ -253,7 +252,7 @@ def test_refused_replayed_and_rolled_back_entries_send_no_balance(
             assert kinds == ["InsufficientCredits", "LimitReached", "OperationNotAllowed"]
             assert refused[3] == signup  # a replayed nonce answers the original entry
             async with database(cluster.database_url, autocommit=False) as connection:
-                row = (await connection.execute(CREATE_ENTRY, {"o": owner, "nonce": "x"})).one()
+                row = (await connection.execute(CREDIT_SQL, {"o": owner, "nonce": "x"})).one()
                 assert (row.outcome, row.current_balance) == ("created", 13)
                 await connection.rollback()
 
@@ -267,7 +266,7 @@ def test_refused_replayed_and_rolled_back_entries_send_no_balance(
 
 
 def test_one_listener_per_process_which_reconnects_and_resends_the_current_balance(
-    cluster: Cluster, owner: str
+    cluster: ListeningCluster, owner: str
 ) -> None:
     a, b = cluster.servers
     killed, survivor = cluster.listeners
@@ -293,7 +292,7 @@ def test_one_listener_per_process_which_reconnects_and_resends_the_current_balan
                     terminate = text("SELECT pg_terminate_backend(:pid, 5000)")
                     assert await connection.scalar(terminate, {"pid": killed}) is True
                     assert list(await connection.execute(text(LISTENERS))) == [(survivor,)]
-                    row = (await connection.execute(CREATE_ENTRY, {"o": owner, "nonce": "d"})).one()
+                    row = (await connection.execute(CREDIT_SQL, {"o": owner, "nonce": "d"})).one()
                     assert (row.outcome, row.current_balance) == ("created", 10)
                     ten = balance(owner, 10, row.entry_created_on.isoformat())
                     assert [await next_balance(ws) for ws in on_b] == [ten] * 5
@@ -316,7 +315,7 @@ def test_one_listener_per_process_which_reconnects_and_resends_the_current_balan
 
 
 def test_two_hundred_subscribers_on_one_process_all_receive_a_write(
-    cluster: Cluster, owner: str, figures: Callable[[str], None]
+    cluster: ListeningCluster, owner: str, figures: Callable[[str], None]
 ) -> None:
     a, b = cluster.servers
     assert b.process is not None
@@ -345,7 +344,7 @@ def test_two_hundred_subscribers_on_one_process_all_receive_a_write(
 
 
 def test_a_connection_holds_at_most_max_subscriptions_operations(
-    cluster: Cluster, owner: str
+    cluster: ListeningCluster, owner: str
 ) -> None:
     async def scenario(server: ServerProcess) -> None:
         async with subscribed(server, owner) as [ws]:
@@ -370,7 +369,7 @@ def test_a_connection_holds_at_most_max_subscriptions_operations(
 
 
 def test_a_websocket_beyond_max_websockets_is_refused_at_the_handshake(
-    cluster: Cluster, owner: str
+    cluster: ListeningCluster, owner: str
 ) -> None:
     async def scenario(server: ServerProcess) -> None:
         first, second = await open_socket(server), await open_socket(server)
@@ -408,7 +407,7 @@ ENTRIES = 2000
 
 
 def test_a_slow_consumer_loses_old_balances_and_holds_up_no_one(
-    cluster: Cluster, owner: str
+    cluster: ListeningCluster, owner: str
 ) -> None:
     long_owner = f"{owner}-".ljust(255, "x")
     final = 10 * ENTRIES
@@ -429,7 +428,7 @@ def test_a_slow_consumer_loses_old_balances_and_holds_up_no_one(
             reading = asyncio.create_task(read())
             async with database(cluster.database_url, autocommit=True) as connection:
                 for n in range(ENTRIES):  # each statement its own transaction
-                    await connection.execute(CREATE_ENTRY, {"o": long_owner, "nonce": f"n{n}"})
+                    await connection.execute(CREDIT_SQL, {"o": long_owner, "nonce": f"n{n}"})
             await asyncio.wait_for(reading, 5)
             assert seen[-1] == final and seen == sorted(set(seen))
 
@@ -444,7 +443,7 @@ def test_a_slow_consumer_loses_old_balances_and_holds_up_no_one(
         asyncio.run(scenario(server))
 
 
-def test_an_end_user_may_follow_only_its_own_balance(cluster: Cluster, owner: str) -> None:
+def test_an_end_user_may_follow_only_its_own_balance(cluster: ListeningCluster, owner: str) -> None:
     a, b = cluster.servers
     other = f"{owner}-other"
 
@@ -472,7 +471,7 @@ def test_an_end_user_may_follow_only_its_own_balance(cluster: Cluster, owner: st
 
 
 def test_a_subscription_over_http_is_refused_as_a_client_error(
-    cluster: Cluster, owner: str
+    cluster: ListeningCluster, owner: str
 ) -> None:
     server = cluster.servers[0]
     logged = len(server.output())

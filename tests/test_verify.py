@@ -31,7 +31,6 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from graphql_ledger.storage import display_url, head_revision
-from graphql_ledger.storage.repository import REGISTER_RULES, RULES_LOCK
 from tests.support import CLI, ROOT, clean_environment, free_port, sql
 from travelai.operations import TravelAIOperation
 
@@ -383,6 +382,7 @@ def test_each_broken_rule_is_found_and_named(new_database: Callable[..., str]) -
     # Negative balances, which the database's CHECK constraints otherwise refuse.
     sql(url, "ALTER TABLE entries DROP CONSTRAINT entries_balance_after_check")
     sql(url, "ALTER TABLE balances DROP CONSTRAINT balances_balance_check")
+    sql(url, "ALTER TABLE balances DROP CONSTRAINT balances_held_within_balance")
     sql(url, "INSERT INTO balances VALUES ('t-negative', 0, '2026-01-01')")
     negative_id = forge(url, "t-negative", "CREDIT_SPEND", -1)
     expected["t-negative"] = [
@@ -469,12 +469,11 @@ def test_a_rule_change_waits_for_the_writes_in_flight(new_database: Callable[...
             )
             await until_waiting(holder, "Lock")
 
-            async def register() -> None:
-                async with registrar.transaction():
-                    await registrar.execute("SELECT pg_advisory_xact_lock($1)", RULES_LOCK)
-                    await registrar.execute(REGISTER_RULES, ["CREDIT_ADD"], [12], [None])
-
-            registered = asyncio.create_task(register())
+            registered = asyncio.create_task(
+                registrar.execute(
+                    "SELECT record_operation_rules($1, $2, $3)", ["CREDIT_ADD"], [12], [None]
+                )
+            )
             await until_waiting(holder, "Lock", count=2)  # the change waits for the write
             await hold.commit()
             entry = await written

@@ -2,21 +2,24 @@
 `Ledger` (the use cases), DataLoaders that gather every read of a kind into one call, and
 where the executor reports each operation."""
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from strawberry.dataloader import DataLoader
 
 from graphql_ledger.access import NotPermitted, Principal
 from graphql_ledger.history import HistoryPage, HistoryQuery
-from graphql_ledger.ledger import EntryOutcome
-from graphql_ledger.operations import LedgerOperation
+from graphql_ledger.holds import Hold
+from graphql_ledger.ledger import Entry
 from graphql_ledger.schema.base import OperationRecord
 from graphql_ledger.schema.types import Balance
 from graphql_ledger.services import Ledger
 from graphql_ledger.storage import BalanceFeed, LedgerRepository
+from graphql_ledger.storage.holds import HoldPageQuery
+
+T = TypeVar("T")
 
 __all__ = ["LedgerContext"]
 
@@ -35,14 +38,18 @@ class LedgerContext:
 
     repository: LedgerRepository
     principal: Principal | None
-    authenticate: Callable[[str | None], Principal] | None = None
+    authenticate: Callable[[str | None], Awaitable[Principal]] | None = None
     feed: BalanceFeed | None = None
-    observe: Callable[[EntryOutcome], None] | None = None
+    observe: Callable[[object], None] | None = None
     record: Callable[[OperationRecord], None] | None = None
     connection_params: dict[str, Any] | None = None
     balances: DataLoader[tuple[str, ...], list[Balance]] = field(init=False)
     balances_at: DataLoader[tuple[str, datetime], Balance] = field(init=False)
     entry_pages: DataLoader[HistoryQuery, HistoryPage] = field(init=False)
+    entries_by_id: DataLoader[int, Entry | None] = field(init=False)
+    refunds_of: DataLoader[tuple[str, int], Entry | None] = field(init=False)
+    holds_by_id: DataLoader[str, Hold | None] = field(init=False)
+    hold_pages: DataLoader[HoldPageQuery, tuple[list[Hold], bool]] = field(init=False)
 
     def __post_init__(self) -> None:
         async def load_balances(requests: list[tuple[str, ...]]) -> list[list[Balance]]:
@@ -59,9 +66,29 @@ class LedgerContext:
         async def load_pages(queries: list[HistoryQuery]) -> list[HistoryPage]:
             return await self.ledger.history(queries)
 
+        async def load_entries(entry_ids: list[int]) -> list[Entry | None]:
+            found = await self.ledger.entries_by_id(entry_ids)
+            return [found.get(entry_id) for entry_id in entry_ids]
+
+        async def load_refunds(entries: list[tuple[str, int]]) -> list[Entry | None]:
+            found = await self.ledger.refunds_of(entries)
+            return [found.get(entry_id) for _, entry_id in entries]
+
+        async def load_holds(hold_ids: list[str]) -> list[Hold | None]:
+            return await self.ledger.holds_by_id(hold_ids)
+
+        async def load_hold_pages(
+            queries: list[HoldPageQuery],
+        ) -> list[tuple[list[Hold], bool]]:
+            return await self.ledger.hold_pages(queries)
+
         self.balances = DataLoader(load_fn=load_balances, cache=False)
         self.balances_at = DataLoader(load_fn=load_balances_at, cache=False)
         self.entry_pages = DataLoader(load_fn=load_pages, cache=False)
+        self.entries_by_id = DataLoader(load_fn=load_entries, cache=False)
+        self.refunds_of = DataLoader(load_fn=load_refunds, cache=False)
+        self.holds_by_id = DataLoader(load_fn=load_holds, cache=False)
+        self.hold_pages = DataLoader(load_fn=load_hold_pages, cache=False)
 
     @property
     def ledger(self) -> Ledger:
@@ -76,11 +103,9 @@ class LedgerContext:
         self.ledger.check_may_read(*owner_ids)
         return await self.balances.load(owner_ids)
 
-    async def create_entry(
-        self, owner_id: str, operation: LedgerOperation, nonce: str
-    ) -> EntryOutcome:
-        """createEntry's use case; its outcome is observed (metrics) whatever it is."""
-        outcome = await self.ledger.create_entry(owner_id, operation, nonce)
+    def observed(self, outcome: T) -> T:
+        """A write's outcome, once the app has heard it (its metrics count entries written
+        and refusals)."""
         if self.observe is not None:
             self.observe(outcome)
         return outcome

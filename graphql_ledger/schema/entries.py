@@ -1,6 +1,6 @@
-"""The GraphQL types that mention an app's operation enum: entries, history pages, the
-createEntry input and result, and how a use case's outcome becomes one of them. Made once
-per app by `entry_types`, since each app has its own enum.
+"""The GraphQL types that mention an app's operation enum and an entry: entries, history
+pages, the createEntry input, and how a use case's outcome becomes one of them. Made once
+per app by `entry_types`, since each app has its own enum (holds: `holds.py`).
 
 This module must not use `from __future__ import annotations`: Strawberry resolves
 annotations at runtime, and string annotations cannot see the function's local classes.
@@ -8,13 +8,16 @@ annotations at runtime, and string annotations cannot see the function's local c
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Union
+from typing import Any, Optional
 
 import strawberry
+from strawberry import UNSET
 
 from graphql_ledger import history, ledger
 from graphql_ledger.operations import LedgerOperation
 from graphql_ledger.schema.types import (
+    JSON,
+    EntryKind,
     InsufficientCredits,
     InvalidInput,
     LedgerError,
@@ -36,11 +39,11 @@ class EntryTypes:
     LedgerEntryConnection: Any
     OperationInfo: Any
     CreateEntryInput: Any
-    CreateEntryResult: Any
     NonceConflict: Any
 
-    def result_of(self, outcome: ledger.EntryOutcome) -> Any:
-        """A createEntry outcome as the member of CreateEntryResult that shows it."""
+    def result_of(self, outcome: Any) -> Any:
+        """A refusal any write may answer, or an entry, as the GraphQL type that shows it;
+        None for an outcome that is none of these (the caller's own types)."""
         match outcome:
             case ledger.Entry():
                 return self.LedgerEntry.of(outcome)
@@ -58,13 +61,13 @@ class EntryTypes:
                 return OperationNotAllowed.of(outcome)
             case ledger.LimitReached():
                 return LimitReached.of(outcome)
+        return None
 
 
 def entry_types(operations: type[LedgerOperation]) -> EntryTypes:
     """The entry types of the app whose operations are `operations` (already a Strawberry
     enum)."""
 
-    @strawberry.type(description="One append-only line of an owner's ledger.")
     class LedgerEntry:
         id: strawberry.ID
         owner_id: strawberry.ID
@@ -75,18 +78,60 @@ def entry_types(operations: type[LedgerOperation]) -> EntryTypes:
         )
         nonce: str
         created_on: datetime
+        quantity: int = strawberry.field(
+            description="Units of the operation; amount = its amount x quantity."
+        )
+        kind: EntryKind
+        metadata: JSON | None = strawberry.field(
+            description="What the client attached; null when none."
+        )
 
         @classmethod
         def of(cls, entry: ledger.Entry) -> "LedgerEntry":
-            return cls(
-                id=strawberry.ID(str(entry.id)),
-                owner_id=strawberry.ID(entry.owner_id),
-                operation=entry.operation,
-                amount=entry.amount,
-                balance_after=entry.balance_after,
-                nonce=entry.nonce,
-                created_on=entry.created_on,
-            )
+            fields: dict[str, Any] = {  # the class is a Strawberry type only once made
+                "id": strawberry.ID(str(entry.id)),
+                "owner_id": strawberry.ID(entry.owner_id),
+                "operation": entry.operation,
+                "amount": entry.amount,
+                "balance_after": entry.balance_after,
+                "nonce": entry.nonce,
+                "created_on": entry.created_on,
+                "quantity": entry.quantity,
+                "kind": entry.kind,
+                "metadata": dict(entry.metadata) if entry.metadata is not None else None,
+            }
+            found = cls(**fields)
+            found.entry = entry  # type: ignore[attr-defined]
+            return found
+
+    # Fields that are LedgerEntry themselves, added once the class exists: an annotation
+    # inside it could not name it (see the module docstring).
+    async def refund_of(root: Any, info: strawberry.Info) -> Any:
+        refunded = root.entry.refund_of
+        if refunded is None:
+            return None
+        entry = await info.context.entries_by_id.load(refunded)
+        return None if entry is None else LedgerEntry.of(entry)
+
+    async def refunded_by(root: Any, info: strawberry.Info) -> Any:
+        if root.entry.kind not in (ledger.EntryKind.OPERATION, ledger.EntryKind.CAPTURE):
+            return None
+        refund = await info.context.refunds_of.load((root.entry.owner_id, root.entry.id))
+        return None if refund is None else LedgerEntry.of(refund)
+
+    LedgerEntry.refund_of = strawberry.field(  # type: ignore[attr-defined]
+        resolver=refund_of,
+        graphql_type=Optional[LedgerEntry],  # noqa: UP045
+        description="For a REFUND, the entry it reverses.",
+    )
+    LedgerEntry.refunded_by = strawberry.field(  # type: ignore[attr-defined]
+        resolver=refunded_by,
+        graphql_type=Optional[LedgerEntry],  # noqa: UP045
+        description="The REFUND that reversed this entry, if any.",
+    )
+    LedgerEntry = strawberry.type(  # type: ignore[misc]
+        LedgerEntry, description="One append-only line of an owner's ledger."
+    )
 
     @strawberry.type(description="An entry of a history page and its cursor.")
     class LedgerEntryEdge:
@@ -132,18 +177,14 @@ def entry_types(operations: type[LedgerOperation]) -> EntryTypes:
         nonce: str = strawberry.field(
             description="Chosen by the client; the same ownerId and nonce is the same entry."
         )
-
-    CreateEntryResult = Annotated[
-        Union[  # noqa: UP007
-            LedgerEntry,
-            InsufficientCredits,
-            NonceConflict,
-            InvalidInput,
-            OperationNotAllowed,
-            LimitReached,
-        ],
-        strawberry.union("CreateEntryResult"),
-    ]
+        quantity: int | None = strawberry.field(
+            default=1,
+            description=f"Units, 1 to {ledger.MAX_QUANTITY:,}; 1 for a limited operation.",
+        )
+        metadata: JSON | None = strawberry.field(
+            default=UNSET,
+            description="At most 16 string values by key, stored with the entry.",
+        )
 
     return EntryTypes(
         operations=operations,
@@ -151,6 +192,5 @@ def entry_types(operations: type[LedgerOperation]) -> EntryTypes:
         LedgerEntryConnection=LedgerEntryConnection,
         OperationInfo=OperationInfo,
         CreateEntryInput=CreateEntryInput,
-        CreateEntryResult=CreateEntryResult,
         NonceConflict=NonceConflict,
     )

@@ -1,5 +1,5 @@
 """`build_schema`: one app's Strawberry schema from its operation enum. The types that mention
-the enum are made per app (`entries.py`), then the root types over them (`queries.py`,
+the enum are made per app (`entries.py`, `holds.py`), then the root types over them (`queries.py`,
 `mutations.py`); the apps' schemas differ only in that enum."""
 
 import strawberry
@@ -7,6 +7,7 @@ import strawberry
 from graphql_ledger.operations import LedgerOperation
 from graphql_ledger.schema.base import LedgerSchema
 from graphql_ledger.schema.entries import entry_types
+from graphql_ledger.schema.holds import hold_types
 from graphql_ledger.schema.limits import QueryLimits
 from graphql_ledger.schema.mutations import mutation_type
 from graphql_ledger.schema.queries import query_type
@@ -23,7 +24,7 @@ def build_schema(
     may ask for (defaults when omitted)."""
     limits = limits or QueryLimits()
     strawberry.enum(operations, name=operations.__name__)
-    types = entry_types(operations)
+    types = hold_types(entry_types(operations))
     return LedgerSchema(
         query=query_type(types),
         mutation=mutation_type(types),

@@ -11,12 +11,14 @@ import strawberry
 from strawberry import UNSET
 
 from graphql_ledger import history
+from graphql_ledger.holds import HoldStatus
 from graphql_ledger.operations import LedgerOperation
 from graphql_ledger.schema import arguments
 from graphql_ledger.schema.arguments import given
 from graphql_ledger.schema.context import LedgerContext
-from graphql_ledger.schema.entries import EntryTypes
-from graphql_ledger.schema.types import Balance
+from graphql_ledger.schema.holds import HoldTypes
+from graphql_ledger.schema.types import JSON, Balance
+from graphql_ledger.schema.types import HoldStatus as HoldStatusType
 
 __all__ = ["query_type"]
 
@@ -36,13 +38,27 @@ After = Annotated[
     Optional[str],  # noqa: UP045
     strawberry.argument(description="endCursor of the previous page."),
 ]
+MetadataFilter = Annotated[
+    Optional[JSON],  # noqa: UP045
+    strawberry.argument(description="Only entries whose metadata holds every one of these pairs."),
+]
+StatusFilter = Annotated[
+    Optional[HoldStatus],  # noqa: UP045
+    strawberry.argument(
+        graphql_type=Optional[HoldStatusType],  # noqa: UP045
+        description="Only holds of this status; null: every status.",
+    ),
+]
 
 
-def query_type(types: EntryTypes) -> type:
+def query_type(holds: HoldTypes) -> type:
     """The app's Query type."""
+    types = holds.entries
     operations = types.operations
     Connection = types.LedgerEntryConnection
     OperationInfo = types.OperationInfo
+    Hold = holds.Hold
+    HoldConnection = holds.HoldConnection
     OperationFilter = Annotated[
         Optional[LedgerOperation],  # noqa: UP045
         strawberry.argument(
@@ -59,13 +75,33 @@ def query_type(types: EntryTypes) -> type:
         operation: LedgerOperation | None,
         since: datetime | None,
         until: datetime | None,
+        metadata: object,
     ) -> Any:
         query = arguments.history_query(
-            owner_id, first, given(after), given(operation), given(since), given(until)
+            owner_id,
+            first,
+            given(after),
+            given(operation),
+            given(since),
+            given(until),
+            given(metadata),
         )
         context: LedgerContext = info.context
         context.ledger.check_may_read(query.owner_id)
         return Connection.of(query, await context.entry_pages.load(query))
+
+    async def holds_page(
+        info: strawberry.Info,
+        owner_id: str,
+        status: HoldStatus | None,
+        first: int | None,
+        after: str | None,
+    ) -> Any:
+        query = arguments.hold_page_query(owner_id, given(status), first, given(after))
+        context: LedgerContext = info.context
+        context.ledger.check_may_read(query.owner_id)
+        found, has_next = await context.hold_pages.load(query)
+        return HoldConnection.of(found, has_next, query.after)
 
     @strawberry.type(description="An owner: its balance and its history.")
     class Owner:
@@ -81,6 +117,16 @@ def query_type(types: EntryTypes) -> type:
             [balance] = await info.context.balances_of(self.id)
             return balance.last_updated
 
+        @strawberry.field(description="Credits reserved by open holds not yet expired.")
+        async def held(self, info: strawberry.Info) -> int:
+            [balance] = await info.context.balances_of(self.id)
+            return balance.held
+
+        @strawberry.field(description="balance - held: what a spend may take.")
+        async def available(self, info: strawberry.Info) -> int:
+            [balance] = await info.context.balances_of(self.id)
+            return balance.available
+
         @strawberry.field(description="The owner's entries, newest first.")
         async def entries(
             self,
@@ -90,8 +136,21 @@ def query_type(types: EntryTypes) -> type:
             operation: OperationFilter = UNSET,
             since: Since = UNSET,
             until: Until = UNSET,
+            metadata: MetadataFilter = UNSET,
         ) -> Connection:
-            return await entries_page(info, self.id, first, after, operation, since, until)
+            return await entries_page(
+                info, self.id, first, after, operation, since, until, metadata
+            )
+
+        @strawberry.field(description="The owner's holds, newest first.")
+        async def holds(
+            self,
+            info: strawberry.Info,
+            status: StatusFilter = HoldStatus.OPEN,
+            first: First = history.DEFAULT_PAGE_SIZE,
+            after: After = UNSET,
+        ) -> HoldConnection:
+            return await holds_page(info, self.id, status, first, after)
 
     @strawberry.type
     class Query:
@@ -135,8 +194,27 @@ def query_type(types: EntryTypes) -> type:
             operation: OperationFilter = UNSET,
             since: Since = UNSET,
             until: Until = UNSET,
+            metadata: MetadataFilter = UNSET,
         ) -> Connection:
-            return await entries_page(info, owner_id, first, after, operation, since, until)
+            return await entries_page(
+                info, owner_id, first, after, operation, since, until, metadata
+            )
+
+        @strawberry.field(description="A hold; null when unknown or not the caller's to see.")
+        async def hold(self, info: strawberry.Info, id: strawberry.ID) -> Hold | None:
+            found = await info.context.holds_by_id.load(id)
+            return None if found is None else Hold.of(found)
+
+        @strawberry.field(description="An owner's holds, newest first.")
+        async def holds(
+            self,
+            info: strawberry.Info,
+            owner_id: strawberry.ID,
+            status: StatusFilter = HoldStatus.OPEN,
+            first: First = history.DEFAULT_PAGE_SIZE,
+            after: After = UNSET,
+        ) -> HoldConnection:
+            return await holds_page(info, owner_id, status, first, after)
 
         @strawberry.field(description="An owner, to read its balance and history at once.")
         def owner(self, info: strawberry.Info, id: strawberry.ID) -> Owner:

@@ -6,19 +6,38 @@ from datetime import datetime
 
 import strawberry
 from strawberry.relay import PageInfo
+from strawberry.scalars import JSON
 
-from graphql_ledger import ledger
+from graphql_ledger import holds, ledger
 
 __all__ = [
+    "JSON",
     "Balance",
+    "EntryKind",
+    "HoldStatus",
     "InsufficientCredits",
     "InvalidInput",
     "LedgerError",
     "LedgerErrorCode",
     "LimitReached",
+    "NotFound",
+    "NotRefundable",
     "OperationNotAllowed",
     "PageInfo",
 ]
+
+EntryKind = strawberry.enum(
+    ledger.EntryKind,
+    name="EntryKind",
+    description="What wrote an entry: an operation, a hold's capture, a refund of another "
+    "entry, or the expiry of a grant's remaining credits.",
+)
+HoldStatus = strawberry.enum(
+    holds.HoldStatus,
+    name="HoldStatus",
+    description="OPEN until captured or released; EXPIRED from the instant expiresAt passes "
+    "while OPEN.",
+)
 
 
 @strawberry.enum(description="What a LedgerError is about; clients branch on it.")
@@ -28,6 +47,10 @@ class LedgerErrorCode(enum.Enum):
     INVALID_INPUT = "INVALID_INPUT"
     OPERATION_NOT_ALLOWED = "OPERATION_NOT_ALLOWED"
     LIMIT_REACHED = "LIMIT_REACHED"
+    NOT_FOUND = "NOT_FOUND"
+    HOLD_NOT_OPEN = "HOLD_NOT_OPEN"
+    ALREADY_REFUNDED = "ALREADY_REFUNDED"
+    NOT_REFUNDABLE = "NOT_REFUNDABLE"
 
 
 @strawberry.type(description="An owner's credit balance, now or as of an instant.")
@@ -37,6 +60,12 @@ class Balance:
     last_updated: datetime | None = strawberry.field(
         description="createdOn of the newest entry counted; null when there is none."
     )
+    held: int = strawberry.field(
+        description="Credits reserved by open holds whose expiresAt is still ahead."
+    )
+    available: int = strawberry.field(
+        description="balance - held: what a spend or a reserve may take; never below 0."
+    )
 
     @classmethod
     def of(cls, record: ledger.Balance) -> "Balance":
@@ -44,6 +73,8 @@ class Balance:
             owner_id=strawberry.ID(record.owner_id),
             balance=record.balance,
             last_updated=record.last_updated,
+            held=record.held,
+            available=record.available,
         )
 
 
@@ -53,9 +84,11 @@ class LedgerError:
     message: str
 
 
-@strawberry.type(description="The entry would take the balance below zero.")
+@strawberry.type(description="The write would take the available credits below zero.")
 class InsufficientCredits(LedgerError):
-    balance: int = strawberry.field(description="The owner's balance now.")
+    balance: int = strawberry.field(
+        description="The owner's available credits now (balance less what holds reserve)."
+    )
     required: int = strawberry.field(description="Credits the operation takes.")
 
     @classmethod
@@ -100,3 +133,19 @@ class LimitReached(LedgerError):
             message=refusal.message,
             retry_after=refusal.retry_after,
         )
+
+
+@strawberry.type(
+    description="No such hold or entry for this caller: unknown, another owner's, or another app's."
+)
+class NotFound(LedgerError):
+    @classmethod
+    def of(cls, refusal: holds.NotFound) -> "NotFound":
+        return cls(code=LedgerErrorCode[refusal.code], message=refusal.message)
+
+
+@strawberry.type(description="A REFUND or EXPIRY entry cannot be refunded.")
+class NotRefundable(LedgerError):
+    @classmethod
+    def of(cls, refusal: holds.NotRefundable) -> "NotRefundable":
+        return cls(code=LedgerErrorCode[refusal.code], message=refusal.message)

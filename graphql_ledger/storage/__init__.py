@@ -4,6 +4,7 @@ server, the repository, and the live balance feed). Nothing here knows GraphQL."
 from graphql_ledger.storage.database import (
     DatabaseUnreachable,
     StorageUnavailable,
+    check_reachable,
     create_engine,
     display_url,
     ensure_database,
@@ -11,7 +12,7 @@ from graphql_ledger.storage.database import (
 )
 from graphql_ledger.storage.embedded import EmbeddedPostgres
 from graphql_ledger.storage.feed import BalanceFeed, BalanceUpdate
-from graphql_ledger.storage.migrations import current_revision, head_revision, migrate
+from graphql_ledger.storage.migrations import head_revision, migrate
 from graphql_ledger.storage.repository import LedgerRepository
 
 __all__ = [
@@ -21,8 +22,8 @@ __all__ = [
     "EmbeddedPostgres",
     "LedgerRepository",
     "StorageUnavailable",
+    "check_reachable",
     "create_engine",
-    "current_revision",
     "display_url",
     "ensure_database",
     "head_revision",

@@ -8,8 +8,14 @@ For every owner it checks that
   negative; ids grow along that order too, as they are drawn under the owner's lock;
 - the newest entry's balanceAfter is the stored balance and its createdOn the stored
   lastUpdated;
-- every entry's amount is its operation's amount in force when it was written
-  (operation_rules keeps each amount an operation has had, and since when);
+- every entry's amount is its operation's amount in force when it was written, times its
+  quantity (operation_rules keeps each amount an operation has had, and since when);
+- every CAPTURE is within its hold (the hold's amount per unit, at most its units, the same
+  operation and nonce, the hold CAPTURED by it), and every CAPTURED hold has its capture;
+- every REFUND reverses an OPERATION or CAPTURE entry of the owner (the opposite amount, the
+  same operation and quantity); at most one capture per hold and one refund per entry are
+  unique indexes;
+- the stored held is what the owner's OPEN holds reserve, and not above the balance;
 - no balance exists without entries, and no entries without a balance.
 
 PostgreSQL does the work in one pass over `entries`, in the order of its primary key (a
@@ -34,6 +40,11 @@ __all__ = ["AuditSummary", "BrokenOwner", "NotMigrated", "audit"]
 
 # One row per owner that breaks a rule. Rules are joined by the instant they took effect
 # and the next one's (valid_to); an entry with no rule in force gets a NULL rule amount.
+# What each entry's amount must be: an operation's, its rule's amount times its quantity; a
+# capture's, its hold's amount per unit times its quantity, for a hold CAPTURED by it, of
+# the same operation and nonce and at least that many units; a refund's, the opposite of
+# the OPERATION or CAPTURE entry of the same owner, operation and quantity it names. Either
+# found by its key, only for the few entries that are captures or refunds.
 BROKEN_OWNERS = """
     WITH rules AS (
         SELECT operation, amount, valid_from,
@@ -42,12 +53,42 @@ BROKEN_OWNERS = """
           FROM operation_rules
     ), walked AS (
         SELECT e.owner_id, e.id, e.operation, e.amount, e.balance_after, e.created_on,
+               e.kind, coalesce(e.quantity, 1) AS quantity, e.hold_id, e.refund_of, e.nonce,
                sum(e.amount) OVER w AS running,
                lag(e.id) OVER w AS previous_id,
                lead(e.id) OVER w IS NULL AS newest,
                row_number() OVER w AS position
           FROM entries e
         WINDOW w AS (PARTITION BY e.owner_id ORDER BY e.created_on, e.id)
+    ), checked AS (
+        SELECT w.*,
+               CASE w.kind
+                   WHEN 'capture' THEN (
+                       SELECT h.amount / h.quantity * w.quantity FROM holds h
+                        WHERE h.owner_id = w.owner_id AND h.id = w.hold_id
+                          AND h.status = 'captured' AND h.capture_id = w.id
+                          AND h.operation = w.operation AND h.nonce = w.nonce
+                          AND w.quantity <= h.quantity)
+                   WHEN 'refund' THEN (
+                       SELECT -o.amount FROM entries o
+                        WHERE o.id = w.refund_of AND o.owner_id = w.owner_id
+                          AND o.operation = w.operation
+                          AND coalesce(o.quantity, 1) = w.quantity
+                          AND coalesce(o.kind, 'operation') IN ('operation', 'capture'))
+                   WHEN 'expiry' THEN NULL
+                   ELSE r.amount * w.quantity
+               END AS expected_amount
+          FROM walked w
+          LEFT JOIN rules r ON r.operation = w.operation AND w.kind IS NULL
+               AND w.created_on >= r.valid_from AND w.created_on < r.valid_to
+    ), held AS (
+        SELECT h.owner_id,
+               coalesce(sum(-h.amount) FILTER (WHERE h.status = 'open'), 0) AS open_held,
+               count(*) FILTER (WHERE h.status = 'captured' AND NOT EXISTS (
+                   SELECT FROM entries e WHERE e.owner_id = h.owner_id AND e.hold_id = h.id))
+                   AS uncaptured
+          FROM holds h
+         GROUP BY h.owner_id
     ), owners AS (
         SELECT w.owner_id,
                count(*) AS entries,
@@ -63,27 +104,39 @@ BROKEN_OWNERS = """
                count(*) FILTER (WHERE w.id < w.previous_id) AS time_travels,
                min(ARRAY[w.position, w.id]) FILTER (WHERE w.id < w.previous_id)
                    AS first_time_travel,
-               count(*) FILTER (WHERE r.amount IS DISTINCT FROM w.amount) AS wrong_amounts,
-               min(ARRAY[w.position, w.id]) FILTER (WHERE r.amount IS DISTINCT FROM w.amount)
-                   AS first_wrong_amount
-          FROM walked w
-          LEFT JOIN rules r ON r.operation = w.operation
-               AND w.created_on >= r.valid_from AND w.created_on < r.valid_to
+               count(*) FILTER (WHERE w.kind IS NULL AND w.expected_amount IS DISTINCT FROM
+                   w.amount) AS wrong_amounts,
+               min(ARRAY[w.position, w.id]) FILTER (WHERE w.kind IS NULL
+                   AND w.expected_amount IS DISTINCT FROM w.amount) AS first_wrong_amount,
+               count(*) FILTER (WHERE w.kind = 'capture' AND w.expected_amount IS DISTINCT FROM
+                   w.amount) AS wrong_captures,
+               min(ARRAY[w.position, w.id]) FILTER (WHERE w.kind = 'capture'
+                   AND w.expected_amount IS DISTINCT FROM w.amount) AS first_wrong_capture,
+               count(*) FILTER (WHERE w.kind = 'refund' AND w.expected_amount IS DISTINCT FROM
+                   w.amount) AS wrong_refunds,
+               min(ARRAY[w.position, w.id]) FILTER (WHERE w.kind = 'refund'
+                   AND w.expected_amount IS DISTINCT FROM w.amount) AS first_wrong_refund
+          FROM checked w
          GROUP BY w.owner_id
     )
     SELECT coalesce(o.owner_id, b.owner_id) AS owner_id, o.entries, o.total,
            o.newest_created_on, o.newest_balance_after, o.broken_runs, o.first_broken_run,
            o.negative_runs, o.first_negative_run, o.time_travels, o.first_time_travel,
-           o.wrong_amounts, o.first_wrong_amount, b.owner_id IS NOT NULL AS has_balance,
-           b.balance, b.last_updated
+           o.wrong_amounts, o.first_wrong_amount, o.wrong_captures, o.first_wrong_capture,
+           o.wrong_refunds, o.first_wrong_refund, b.owner_id IS NOT NULL AS has_balance,
+           b.balance, b.last_updated, b.held, coalesce(h.open_held, 0) AS open_held,
+           coalesce(h.uncaptured, 0) AS uncaptured
       FROM owners o
       FULL JOIN balances b ON b.owner_id = o.owner_id
+      LEFT JOIN held h ON h.owner_id = coalesce(o.owner_id, b.owner_id)
      WHERE o.owner_id IS NULL OR b.owner_id IS NULL
         OR b.balance <> o.total OR b.balance < 0
         OR b.balance <> o.newest_balance_after
         OR b.last_updated <> o.newest_created_on
         OR o.broken_runs > 0 OR o.negative_runs > 0 OR o.time_travels > 0
-        OR o.wrong_amounts > 0
+        OR o.wrong_amounts > 0 OR o.wrong_captures > 0 OR o.wrong_refunds > 0
+        OR b.held <> coalesce(h.open_held, 0) OR (b.held > 0 AND b.held > b.balance)
+        OR coalesce(h.uncaptured, 0) > 0
      ORDER BY 1
 """
 
@@ -192,11 +245,19 @@ def _problems(row: Any) -> list[str]:
             f"lastUpdated {row['last_updated'].isoformat()} but the newest entry was"
             f" created on {row['newest_created_on'].isoformat()}"
         )
+    if row["held"] != row["open_held"]:
+        problems.append(f"held {row['held']} but its open holds reserve {row['open_held']}")
+    if 0 < row["held"] > row["balance"]:
+        problems.append(f"held {row['held']} above its balance {row['balance']}")
+    if row["uncaptured"]:
+        problems.append(f"{_count(row['uncaptured'], 'hold')} CAPTURED without a capture entry")
     for count, first, what in (
         ("broken_runs", "first_broken_run", "a balanceAfter that is not the running sum"),
         ("negative_runs", "first_negative_run", "a negative balanceAfter"),
         ("time_travels", "first_time_travel", "an id lower than the entry's before it"),
         ("wrong_amounts", "first_wrong_amount", "an amount not its operation's at the time"),
+        ("wrong_captures", "first_wrong_capture", "a capture that is not within its hold"),
+        ("wrong_refunds", "first_wrong_refund", "a refund that does not reverse its entry"),
     ):
         if row[count]:
             position, entry_id = row[first]

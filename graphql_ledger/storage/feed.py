@@ -1,6 +1,7 @@
 """Live balances: one LISTEN connection per process and app, shared by every subscriber,
 fanning out the `ledger_balances` notifications that create_entry() sends when an entry
-commits. If that connection drops, the feed reconnects with backoff and gives each
+commits (and reserve_credits(), capture_hold() and release_hold() when holds change). If
+that connection drops, the feed reconnects with backoff and gives each
 subscriber its current balance, so nobody is left showing a stale one."""
 
 import asyncio
@@ -29,15 +30,11 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 @dataclass(frozen=True, slots=True)
 class BalanceUpdate:
-    """An owner's balance right after entry `entry_id` (None: an owner without entries)."""
+    """An owner's balance (and held) at `version`, which grows with every write of the
+    owner (an entry, a hold reserved, captured or released); 0 before the first."""
 
     balance: Balance
-    entry_id: int | None
-
-    @property
-    def position(self) -> tuple[datetime, int]:
-        """Where the balance stands in the owner's history; later entries sort higher."""
-        return (self.balance.last_updated or _EPOCH, self.entry_id or 0)
+    version: int
 
 
 class Follower:
@@ -49,14 +46,14 @@ class Follower:
         self.owner_id = owner_id
         self._pending: collections.deque[BalanceUpdate] = collections.deque(maxlen=buffer)
         self._arrived = asyncio.Event()
-        self._newest: tuple[datetime, int] | None = None
+        self._newest: int | None = None
         self._closed = False
 
     def offer(self, update: BalanceUpdate) -> None:
         """Queues `update` unless it is not newer than what this follower already has."""
-        if self._newest is not None and update.position <= self._newest:
+        if self._newest is not None and update.version <= self._newest:
             return
-        self._newest = update.position
+        self._newest = update.version
         self._pending.append(update)
         self._arrived.set()
 
@@ -175,9 +172,9 @@ class BalanceFeed:
         owner_id = notice["owner_id"]
         if owner_id not in self._followers:
             return
-        created_on = _EPOCH + timedelta(microseconds=notice["created_on_us"])
-        balance = Balance(owner_id, notice["balance"], created_on)
-        self._offer(BalanceUpdate(balance, notice["entry_id"]))
+        last_updated = _EPOCH + timedelta(microseconds=notice["last_updated_us"])
+        balance = Balance(owner_id, notice["balance"], last_updated, notice["held"])
+        self._offer(BalanceUpdate(balance, notice["version"]))
 
     def _offer(self, update: BalanceUpdate) -> None:
         for follower in self._followers.get(update.balance.owner_id, ()):

@@ -1,136 +1,111 @@
-"""The only door to an app's ledger tables: one statement per unit of work, each on a
-pooled connection of its own, so concurrent resolvers of one request never share one. The
-rules themselves (locking, no overdraft, idempotency, amounts, limits) live in the
-database: create_entry() and the operation_rules that `graphql-ledger migrate` records.
-
-Connections come from the SQLAlchemy engine's pool; the statements run on the asyncpg
-connection underneath, prepared once per connection. Every unit of work is a single
-statement in autocommit mode, so SQLAlchemy's statement layer would add nothing but
-cost: measured, it was 40% of the CPU a balance read takes (see bench/README.md).
-
-When the database cannot serve (down, restarting, unreachable, a connection broken or a
-unit of work slower than `timeout`), the unit of work fails with StorageUnavailable within
-`timeout` seconds, and a statement it abandons is cancelled in PostgreSQL. A connection
-that failed as a connection leaves the pool, and so does one the server closed while it
-sat idle. A read that lost its connection is repeated once on another; a write never is,
-since nobody can tell whether it was applied: the caller repeats it with the same nonce,
-which the ledger makes safe.
+"""The ledger's statements: the only door to an app's ledger tables, one statement per unit
+of work (`connections.py` gives each its pooled connection and its deadline). The rules
+themselves (locking, no overdraft, idempotency, amounts, limits) live in the database:
+create_entry() and the operation_rules that `graphql-ledger migrate` records (`rules.py`).
 """
 
-import asyncio
-import logging
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-import asyncpg
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.pool import PoolProxiedConnection
 
 from graphql_ledger.history import HistoryPage, HistoryQuery
+from graphql_ledger.holds import HoldNonceConflict
 from graphql_ledger.ledger import (
     Balance,
     Entry,
     InsufficientCredits,
+    InvalidInput,
     LimitReached,
+    Metadata,
     NonceConflict,
 )
 from graphql_ledger.operations import LedgerOperation
-from graphql_ledger.storage.database import StorageUnavailable, cannot_serve, refused_for_now
+from graphql_ledger.storage.connections import Connections
 from graphql_ledger.storage.feed import BalanceUpdate
+from graphql_ledger.storage.holds import HoldRepository
+from graphql_ledger.storage.rows import ENTRY_COLUMNS, entry_of, metadata_json
+from graphql_ledger.storage.rules import OperationRules
 
-__all__ = ["LedgerRepository"]
+__all__ = ["TOO_LARGE", "LedgerRepository", "entry_page_parameters"]
 
-logger = logging.getLogger(__name__)
+# A write whose amount, or the balance it would make, leaves PostgreSQL's integer range.
+TOO_LARGE = InvalidInput(
+    "quantity", "this quantity would take the amount or the balance past 2,147,483,647 credits"
+)
 
-CREATE_ENTRY = """
-    SELECT outcome, entry_id AS id, entry_operation AS operation, entry_amount AS amount,
-           entry_balance_after AS balance_after, entry_created_on AS created_on,
-           current_balance, retry_after, required
-      FROM create_entry($1, $2, $3)
+# An entry's columns as a write function answers them (see rows.ENTRY_COLUMNS).
+WRITTEN_ENTRY = """entry_id, entry_operation, entry_amount, entry_balance_after,
+    entry_created_on, entry_quantity, entry_kind, entry_metadata::text AS entry_metadata,
+    entry_refund_of"""
+
+CREATE_ENTRY = f"""
+    SELECT outcome, {WRITTEN_ENTRY}, $1::text AS entry_owner_id, $3::text AS entry_nonce,
+           current_balance, retry_after, required, hold_id
+      FROM create_entry($1, $2, $3, $4, $5::jsonb)
 """
 
-# An operation's rules as the app declares them, recorded when they differ from those in
-# force (a first rule applies from '-infinity', to the history written before).
-REGISTER_RULES = """
-    INSERT INTO operation_rules (operation, amount, limit_kind, valid_from)
-    SELECT t.operation, t.amount, t.limit_kind,
-           CASE WHEN r.operation IS NULL THEN '-infinity'::timestamptz
-                ELSE clock_timestamp() END
-      FROM unnest($1::text[], $2::integer[], $3::text[]) AS t(operation, amount, limit_kind)
-      LEFT JOIN LATERAL (
-           SELECT r.operation, r.amount, r.limit_kind FROM operation_rules r
-            WHERE r.operation = t.operation
-            ORDER BY r.valid_from DESC
-            LIMIT 1) r ON true
-     WHERE r.operation IS NULL OR r.amount <> t.amount
-        OR r.limit_kind IS DISTINCT FROM t.limit_kind
-"""
-# "rules": registrations of several processes take turns, and wait for the writes in flight
-# (create_entry() holds it shared), so that a new rule's valid_from follows every entry
-# written under the old one.
-RULES_LOCK = 0x72756C6573
-
-# The operations whose rule in force is not the one declared (or that have none).
-RULE_DIFFERENCES = """
-    SELECT t.operation, t.amount, t.limit_kind, r.amount AS stored_amount,
-           r.limit_kind AS stored_limit_kind, r.operation IS NOT NULL AS stored
-      FROM unnest($1::text[], $2::integer[], $3::text[]) AS t(operation, amount, limit_kind)
-      LEFT JOIN LATERAL (
-           SELECT r.operation, r.amount, r.limit_kind FROM operation_rules r
-            WHERE r.operation = t.operation AND r.valid_from <= clock_timestamp()
-            ORDER BY r.valid_from DESC
-            LIMIT 1) r ON true
-     WHERE r.operation IS NULL OR r.amount <> t.amount
-        OR r.limit_kind IS DISTINCT FROM t.limit_kind
-     ORDER BY t.operation
-"""
-
+# Balances with the credits their open holds reserve now (ledger_held: exact while no hold
+# has expired, summed from the holds otherwise).
 BALANCES = """
-    SELECT owner_id, balance, last_updated FROM balances WHERE owner_id = ANY($1::text[])
+    SELECT b.owner_id, b.balance, b.last_updated,
+           ledger_held(b.owner_id, b.held, b.held_until, now()) AS held
+      FROM balances b WHERE b.owner_id = ANY($1::text[])
 """
 
 # Pages of several owners' histories in one statement: one index range scan of
 # entries_pkey (owner_id, created_on, id) per requested page, newest first, starting right
 # at the page's upper bound. A missing bound becomes an infinite one so that every
 # condition stays an index condition.
-ENTRY_PAGES = """
-    SELECT q.n, e.id, e.operation, e.amount, e.balance_after, e.nonce, e.created_on
+ENTRY_PAGES = f"""
+    SELECT q.n, e.*
       FROM unnest($1::text[], $2::integer[], $3::timestamptz[], $4::bigint[], $5::text[],
-                  $6::timestamptz[])
-           WITH ORDINALITY AS q(owner_id, lim, below_created_on, below_id, operation, since, n)
+                  $6::timestamptz[], $7::text[])
+           WITH ORDINALITY AS q(owner_id, lim, below_created_on, below_id, operation, since,
+                                metadata, n)
      CROSS JOIN LATERAL (
-           SELECT e.id, e.operation, e.amount, e.balance_after, e.nonce, e.created_on
+           SELECT {ENTRY_COLUMNS}
              FROM entries e
             WHERE e.owner_id = q.owner_id
               AND (e.created_on, e.id) < (coalesce(q.below_created_on, 'infinity'),
                                           coalesce(q.below_id, 9223372036854775807))
               AND e.created_on >= coalesce(q.since, '-infinity')
               AND (q.operation IS NULL OR e.operation = q.operation)
+              AND (q.metadata IS NULL OR e.metadata @> q.metadata::jsonb)
             ORDER BY e.created_on DESC, e.id DESC
             LIMIT q.lim) e
      ORDER BY q.n, e.created_on DESC, e.id DESC
 """
 
-# Current balances with the id of the entry that made each, for the live balance feed.
+# Entries by id (a refund's original, a hold's capture), each owner's by its id: the BRIN
+# index on id finds the few pages that can hold it.
+ENTRIES_BY_ID = f"""
+    SELECT {ENTRY_COLUMNS} FROM entries e WHERE e.id = ANY($1::bigint[])
+"""
+
+# The refunds of entries, by the original's owner and id (entries_owner_refund_key).
+REFUNDS_OF = f"""
+    SELECT {ENTRY_COLUMNS}
+      FROM unnest($1::text[], $2::bigint[]) AS q(owner_id, id)
+      JOIN entries e ON e.owner_id = q.owner_id AND e.refund_of = q.id
+"""
+
+# Current balances and their version (which grows with every write of the owner), for
+# the live balance feed.
 NEWEST_BALANCES = """
-    SELECT q.n, b.balance, b.last_updated, e.id AS entry_id
+    SELECT q.n, b.balance, b.last_updated, b.version,
+           ledger_held(b.owner_id, b.held, b.held_until, now()) AS held
       FROM unnest($1::text[]) WITH ORDINALITY AS q(owner_id, n)
       LEFT JOIN balances b ON b.owner_id = q.owner_id
-      LEFT JOIN LATERAL (
-           SELECT e.id FROM entries e
-            WHERE e.owner_id = q.owner_id
-            ORDER BY e.created_on DESC, e.id DESC
-            LIMIT 1) e ON true
      ORDER BY q.n
 """
 
 # Balances as of instants: the balance_after of each owner's newest entry created at or
-# before the instant, one index lookup each.
+# before the instant, one index lookup each, and the credits the holds open at that
+# instant reserved (created by then, not yet ended or expired).
 BALANCES_AT = """
-    SELECT q.n, e.balance_after, e.created_on
+    SELECT q.n, e.balance_after, e.created_on, coalesce(h.held, 0) AS held
       FROM unnest($1::text[], $2::timestamptz[]) WITH ORDINALITY AS q(owner_id, instant, n)
       LEFT JOIN LATERAL (
            SELECT e.balance_after, e.created_on
@@ -138,12 +113,28 @@ BALANCES_AT = """
             WHERE e.owner_id = q.owner_id AND e.created_on <= q.instant
             ORDER BY e.created_on DESC, e.id DESC
             LIMIT 1) e ON true
+      LEFT JOIN LATERAL (
+           SELECT sum(-h.amount)::integer AS held
+             FROM holds h
+            WHERE h.owner_id = q.owner_id AND h.created_on <= q.instant
+              AND h.expires_at > q.instant
+              AND (h.ended_on IS NULL OR h.ended_on > q.instant)) h ON true
      ORDER BY q.n
 """
 
-# create_entry() raises unique_violation on one of these when a concurrent writer committed
-# the same nonce, or the same limited operation, first: the call is then repeated once.
-_RACE_KEYS = frozenset({"entries_owner_nonce_key", "entries_owner_limit_key"})
+
+def entry_page_parameters(queries: Sequence[HistoryQuery]) -> list[list[Any]]:
+    """What ENTRY_PAGES binds for these queries: one array per column of its unnest()."""
+    bounds = [q.upper_bound() for q in queries]
+    return [
+        [q.owner_id for q in queries],
+        [q.first + 1 for q in queries],  # one more tells if a next page exists
+        [b.created_on if b else None for b in bounds],
+        [b.id if b else None for b in bounds],
+        [q.operation.name if q.operation else None for q in queries],
+        [q.since for q in queries],
+        [metadata_json(dict(q.metadata)) if q.metadata else None for q in queries],
+    ]
 
 
 class LedgerRepository:
@@ -155,252 +146,102 @@ class LedgerRepository:
     ) -> None:
         self.engine = engine
         self.operations = operations
-        self.timeout = timeout
-        self._settling: set[asyncio.Task[None]] = set()
-
-    @asynccontextmanager
-    async def connection(self, deadline: float | None = None) -> AsyncIterator[asyncpg.Connection]:
-        """A pooled asyncpg connection for one unit of work, which must end by `deadline`
-        (the event loop's clock; by default `timeout` seconds from now). Failures of the
-        database or of the connection (refused, lost, timed out, a server that cannot
-        serve now) become StorageUnavailable, and a broken connection leaves the pool;
-        errors of the statement itself pass unchanged."""
-        if deadline is None:
-            deadline = asyncio.get_running_loop().time() + self.timeout
-        try:
-            async with asyncio.timeout_at(deadline):
-                pooled = await self._checkout()
-                driver: asyncpg.Connection = pooled.driver_connection
-                settling = False
-                try:
-                    yield driver
-                except asyncio.CancelledError:
-                    # Abandoned mid-statement (the deadline, or the client went away):
-                    # asyncpg has asked the server to cancel the statement, which must not
-                    # keep running (holding locks, or committing later) in PostgreSQL.
-                    if not driver.is_closed():
-                        settling = True
-                        self._settle(pooled, driver)
-                    raise
-                except Exception as error:
-                    if driver.is_closed() or cannot_serve(error):
-                        pooled.invalidate()
-                        raise StorageUnavailable(
-                            f"the connection to the database failed: {error!r}", lost=True
-                        ) from error
-                    if refused_for_now(error):
-                        raise StorageUnavailable(f"the database refused: {error!r}") from error
-                    raise
-                finally:
-                    if not settling:
-                        pooled.close()
-        except StorageUnavailable:
-            raise
-        except TimeoutError as error:
-            raise StorageUnavailable(
-                f"the database did not answer within {self.timeout:g} s"
-            ) from error
-        except PoolTimeout as error:
-            raise StorageUnavailable("no free database connection") from error
-        except Exception as error:
-            if not cannot_serve(error):
-                raise
-            raise StorageUnavailable(f"cannot connect to the database: {error!r}") from error
-
-    async def _checkout(self) -> PoolProxiedConnection:
-        """A pooled connection the server has not closed: one that the server closed while
-        idle (a restart, pg_terminate_backend, an idle timeout) is known closed without a
-        round trip, and is dropped for the next."""
-        while True:
-            pooled = await self.engine.raw_connection()
-            driver = pooled.driver_connection
-            if driver is not None and not driver.is_closed():
-                return pooled
-            pooled.invalidate()
-            pooled.close()
-
-    def _settle(self, pooled: PoolProxiedConnection, driver: asyncpg.Connection) -> None:
-        """Keeps an abandoned connection out of the pool until the server has cancelled its
-        statement (the next statement on it waits for that), or drops it."""
-
-        async def settle() -> None:
-            try:
-                async with asyncio.timeout(self.timeout):
-                    await driver.fetchval("SELECT 1")
-            except asyncio.CancelledError:
-                pooled.invalidate()
-                raise
-            except Exception as error:
-                logger.info("dropping a connection whose statement was abandoned: %r", error)
-                pooled.invalidate()
-            finally:
-                pooled.close()
-
-        task = asyncio.create_task(settle())
-        self._settling.add(task)
-        task.add_done_callback(self._settling.discard)
-
-    async def _read(self, query: str, *arguments: Any) -> list[asyncpg.Record]:
-        """The rows of a read. When its connection was lost under it, the read is repeated
-        once on another (reading twice changes nothing), within the same deadline."""
-        deadline = asyncio.get_running_loop().time() + self.timeout
-        try:
-            async with self.connection(deadline) as connection:
-                rows: list[asyncpg.Record] = await connection.fetch(query, *arguments)
-                return rows
-        except StorageUnavailable as error:
-            if not error.lost:
-                raise
-            logger.warning("a read lost its connection (%s); repeating it once", error)
-        async with self.connection(deadline) as connection:
-            rows = await connection.fetch(query, *arguments)
-            return rows
+        self.connections = Connections(engine, timeout=timeout)
+        self.rules = OperationRules(self.connections, operations)
+        self.holds = HoldRepository(self.connections, operations)
 
     async def create_entry(
-        self, owner_id: str, operation: LedgerOperation, nonce: str
-    ) -> Entry | InsufficientCredits | NonceConflict | LimitReached:
-        """Appends an entry of `operation` for `owner_id` unless the nonce was used before
-        (replay: the original entry; another operation: NonceConflict), the operation's
-        limit is reached (LimitReached), or the balance would go negative
-        (InsufficientCredits); a refusal writes nothing."""
-        arguments = (owner_id, operation.name, nonce)
-        deadline = asyncio.get_running_loop().time() + self.timeout
-        try:
-            row = await self._create_entry(arguments, deadline)
-        except asyncpg.UniqueViolationError as error:
-            if error.constraint_name not in _RACE_KEYS:
-                raise
-            # Lost a race; the winner has committed, so the same call now answers from it
-            # (the first call rolled back whole: repeating it cannot apply it twice).
-            row = await self._create_entry(arguments, deadline)
-        outcome = row["outcome"]
-        if outcome == "insufficient_credits":
-            return InsufficientCredits(balance=row["current_balance"], required=row["required"])
-        if outcome == "limit_reached":
-            return LimitReached(operation=operation, retry_after=row["retry_after"])
-        entry = self._entry(row, owner_id, nonce, replayed=outcome != "created")
-        return NonceConflict(existing=entry) if outcome == "nonce_conflict" else entry
-
-    async def _create_entry(self, arguments: tuple[Any, ...], deadline: float) -> asyncpg.Record:
-        async with self.connection(deadline) as connection:
-            row: asyncpg.Record = await connection.fetchrow(CREATE_ENTRY, *arguments)
-            return row
-
-    def _entry(
-        self, row: asyncpg.Record, owner_id: str, nonce: str, *, replayed: bool = False
-    ) -> Entry:
-        return Entry(
-            id=row["id"],
-            owner_id=owner_id,
-            operation=self.operations[row["operation"]],
-            amount=row["amount"],
-            balance_after=row["balance_after"],
-            nonce=nonce,
-            created_on=row["created_on"],
-            replayed=replayed,
+        self,
+        owner_id: str,
+        operation: LedgerOperation,
+        nonce: str,
+        quantity: int = 1,
+        metadata: Metadata | None = None,
+    ) -> (
+        Entry
+        | InsufficientCredits
+        | NonceConflict
+        | LimitReached
+        | HoldNonceConflict
+        | InvalidInput
+    ):
+        """Appends `quantity` units of `operation` for `owner_id` unless the nonce was used
+        before (replay: the original entry; another operation or quantity: NonceConflict; a
+        hold's nonce: HoldNonceConflict), the operation's limit is reached (LimitReached),
+        or what is available would go negative (InsufficientCredits); a refusal writes
+        nothing."""
+        row = await self.connections.write(
+            CREATE_ENTRY, owner_id, operation.name, nonce, quantity, metadata_json(metadata)
         )
+        match row["outcome"]:
+            case "insufficient_credits":
+                return InsufficientCredits(balance=row["current_balance"], required=row["required"])
+            case "limit_reached":
+                return LimitReached(operation=operation, retry_after=row["retry_after"])
+            case "too_large":
+                return TOO_LARGE
+            case "hold_nonce_conflict":
+                return HoldNonceConflict(await self.holds.by_id(row["hold_id"]))
+            case "nonce_conflict":
+                return NonceConflict(existing=entry_of(row, self.operations, prefix="entry_"))
+            case outcome:
+                return entry_of(
+                    row, self.operations, prefix="entry_", replayed=outcome != "created"
+                )
 
     async def balances_of(self, owner_ids: Sequence[str]) -> list[Balance]:
         """Balances of `owner_ids`, in the same order, in one query."""
-        rows = await self._read(BALANCES, list(set(owner_ids)))
+        rows = await self.connections.read(BALANCES, list(set(owner_ids)))
         found = {row["owner_id"]: row for row in rows}
         return [
-            Balance(owner_id, found[owner_id]["balance"], found[owner_id]["last_updated"])
-            if owner_id in found
+            Balance(owner_id, row["balance"], row["last_updated"], row["held"])
+            if (row := found.get(owner_id)) is not None
             else Balance(owner_id, 0, None)
             for owner_id in owner_ids
         ]
 
     async def entry_pages(self, queries: Sequence[HistoryQuery]) -> list[HistoryPage]:
         """A page of history for each query, in the same order, in one statement."""
-        bounds = [q.upper_bound() for q in queries]
-        rows = await self._read(
-            ENTRY_PAGES,
-            [q.owner_id for q in queries],
-            [q.first + 1 for q in queries],  # one more tells if a next page exists
-            [b.created_on if b else None for b in bounds],
-            [b.id if b else None for b in bounds],
-            [q.operation.name if q.operation else None for q in queries],
-            [q.since for q in queries],
-        )
+        rows = await self.connections.read(ENTRY_PAGES, *entry_page_parameters(queries))
         found: list[list[Entry]] = [[] for _ in queries]
         for row in rows:
-            query = queries[row["n"] - 1]
-            found[row["n"] - 1].append(self._entry(row, query.owner_id, row["nonce"]))
+            found[row["n"] - 1].append(entry_of(row, self.operations))
         return [
             HistoryPage(tuple(entries[: q.first]), has_next_page=len(entries) > q.first)
             for q, entries in zip(queries, found, strict=True)
         ]
 
+    async def entries_by_id(self, entry_ids: Sequence[int]) -> dict[int, Entry]:
+        """The entries of these ids that exist, by id, in one statement."""
+        rows = await self.connections.read(ENTRIES_BY_ID, list(set(entry_ids)))
+        return {row["id"]: entry_of(row, self.operations) for row in rows}
+
+    async def refunds_of(self, entries: Sequence[tuple[str, int]]) -> dict[int, Entry]:
+        """The refunds of these (owner, id) entries that have one, by the original's id."""
+        rows = await self.connections.read(
+            REFUNDS_OF, [owner for owner, _ in entries], [entry_id for _, entry_id in entries]
+        )
+        return {row["refund_of"]: entry_of(row, self.operations) for row in rows}
+
     async def balances_at(self, requests: Sequence[tuple[str, datetime]]) -> list[Balance]:
         """Each owner's balance right after its newest entry created at or before the
-        instant (0 and no last_updated before its first entry), in one statement."""
-        rows = await self._read(
+        instant (0 and no last_updated before its first entry), and what its holds then
+        reserved, in one statement."""
+        rows = await self.connections.read(
             BALANCES_AT, [owner_id for owner_id, _ in requests], [at for _, at in requests]
         )
         return [
-            Balance(owner_id, row["balance_after"] or 0, row["created_on"])
+            Balance(owner_id, row["balance_after"] or 0, row["created_on"], row["held"])
             for (owner_id, _), row in zip(requests, rows, strict=True)
         ]
 
     async def newest_balances(self, owner_ids: Sequence[str]) -> list[BalanceUpdate]:
-        """Each owner's current balance and the entry that made it, in one statement."""
-        rows = await self._read(NEWEST_BALANCES, list(owner_ids))
+        """Each owner's current balance and its version, in one statement."""
+        rows = await self.connections.read(NEWEST_BALANCES, list(owner_ids))
         return [
             BalanceUpdate(
-                Balance(owner_id, row["balance"] or 0, row["last_updated"]), row["entry_id"]
+                Balance(owner_id, row["balance"] or 0, row["last_updated"], row["held"] or 0),
+                row["version"] or 0,
             )
             for owner_id, row in zip(owner_ids, rows, strict=True)
         ]
-
-    def _declared_rules(self) -> tuple[list[str], list[int], list[str | None]]:
-        operations = list(self.operations)
-        return (
-            [op.name for op in operations],
-            [op.amount for op in operations],
-            [op.limit.value if op.limit else None for op in operations],
-        )
-
-    async def rule_differences(self) -> list[str]:
-        """How the rules in force in the database differ from this app's operations, in
-        words; empty when they are the same."""
-        async with self.connection() as connection:
-            rows = await connection.fetch(RULE_DIFFERENCES, *self._declared_rules())
-        return [
-            f"{row['operation']}: {_rule(row['amount'], row['limit_kind'])} here, "
-            + (
-                f"{_rule(row['stored_amount'], row['stored_limit_kind'])} in the database"
-                if row["stored"]
-                else "none in the database"
-            )
-            for row in rows
-        ]
-
-    async def register_rules(self) -> int:
-        """Records this app's operation rules (amounts and limits) where they differ from
-        those in force, which create_entry() applies from then on. Returns how many
-        operations changed. Only `graphql-ledger migrate` calls it: a rule change then
-        happens once per release, never because an older process restarted."""
-        if not await self.rule_differences():
-            return 0  # the usual case, without holding up any write
-        async with self.connection() as connection, connection.transaction():
-            # Waits for the writes in flight, and holds new ones until the change commits.
-            await connection.execute("SELECT pg_advisory_xact_lock($1)", RULES_LOCK)
-            status = await connection.execute(REGISTER_RULES, *self._declared_rules())
-        return int(status.split()[-1])
-
-    async def schema_revision(self) -> str | None:
-        """The migration revision the database is at; None before the first migration.
-        Raises StorageUnavailable when the database cannot answer."""
-        async with self.connection() as connection:
-            try:
-                revision: str | None = await connection.fetchval(
-                    "SELECT version_num FROM alembic_version"
-                )
-            except asyncpg.UndefinedTableError:
-                return None
-            return revision
-
-
-def _rule(amount: int, limit_kind: str | None) -> str:
-    return f"{amount:+d} credits" + (f", limit {limit_kind}" if limit_kind else "")

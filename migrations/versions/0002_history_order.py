@@ -4,18 +4,12 @@ History pages and as-of balances seek by time within an owner, newest first. Mak
 order the primary key serves both with the index the table needs anyway, rather than a
 second one beside (owner_id, id): id alone already never repeats (it comes from a
 sequence), so the wider key identifies rows just as well.
-
-Revision ID: 0002
-Revises: 0001
-Create Date: 2026-11-26
 """
 
 from alembic import op
 
 revision = "0002"
 down_revision = "0001"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -2,21 +2,17 @@
 
 An entry of a limited operation records its period in limit_key ('once', or the UTC date
 of its created_on), and a partial unique index on (owner_id, operation, limit_key) makes a
-second one impossible for every writer, whatever its nonce. create_entry() gains p_limit
-('once', 'utc_day' or NULL) and answers 'limit_reached' with the instant the operation is
-allowed again (NULL for never).
+second one impossible for every writer, whatever its nonce. create_entry() answers
+'limit_reached' with the instant the operation is allowed again (NULL for never).
 
-Revision ID: 0003
-Revises: 0002
-Create Date: 2026-11-26
+The create_entry() this revision installed is not kept: every upgrade runs to head in one
+transaction, so only head's functions (migrations/sql/, installed by `migrate`) ever serve.
 """
 
 from alembic import op
 
 revision = "0003"
 down_revision = "0002"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
@@ -24,99 +20,6 @@ def upgrade() -> None:
     op.execute(
         "CREATE UNIQUE INDEX entries_owner_limit_key ON entries (owner_id, operation, limit_key)"
         " WHERE limit_key IS NOT NULL"
-    )
-    op.execute("DROP FUNCTION create_entry(text, text, integer, text)")
-    # As in 0001, plus the limit: checked before the balance lock (a refusal then writes
-    # nothing), and enforced by entries_owner_limit_key when two writers race past the
-    # check; the loser's call raises unique_violation and the caller repeats it, which
-    # answers from the first lookups.
-    op.execute(
-        """
-        CREATE FUNCTION create_entry(
-            p_owner_id text, p_operation text, p_amount integer, p_nonce text,
-            p_limit text DEFAULT NULL,
-            OUT outcome text, OUT entry_id bigint, OUT entry_operation text,
-            OUT entry_amount integer, OUT entry_balance_after integer,
-            OUT entry_created_on timestamptz, OUT current_balance integer,
-            OUT retry_after timestamptz
-        ) LANGUAGE plpgsql AS $$
-        DECLARE
-            v_limit_key text;
-        BEGIN
-            SELECT CASE WHEN e.operation = p_operation THEN 'replayed' ELSE 'nonce_conflict' END,
-                   e.id, e.operation, e.amount, e.balance_after, e.created_on
-              INTO outcome, entry_id, entry_operation, entry_amount, entry_balance_after,
-                   entry_created_on
-              FROM entries e
-             WHERE e.owner_id = p_owner_id AND e.nonce = p_nonce;
-            IF FOUND THEN
-                RETURN;
-            END IF;
-
-            IF p_limit IS NOT NULL THEN
-                v_limit_key := CASE p_limit
-                    WHEN 'once' THEN 'once'
-                    WHEN 'utc_day' THEN to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD')
-                END;
-                IF v_limit_key IS NULL THEN
-                    RAISE EXCEPTION 'unknown operation limit %', p_limit
-                        USING ERRCODE = 'invalid_parameter_value';
-                END IF;
-                PERFORM FROM entries e
-                  WHERE e.owner_id = p_owner_id AND e.operation = p_operation
-                    AND e.limit_key = v_limit_key;
-                IF FOUND THEN
-                    outcome := 'limit_reached';
-                    IF p_limit = 'utc_day' THEN
-                        retry_after := (date_trunc('day', clock_timestamp() AT TIME ZONE 'UTC')
-                                        + interval '1 day') AT TIME ZONE 'UTC';
-                    END IF;
-                    RETURN;
-                END IF;
-            END IF;
-
-            IF p_amount >= 0 THEN
-                INSERT INTO balances AS b (owner_id, balance, last_updated)
-                VALUES (p_owner_id, p_amount, clock_timestamp())
-                ON CONFLICT (owner_id) DO UPDATE
-                    SET balance = b.balance + excluded.balance,
-                        last_updated = greatest(clock_timestamp(), b.last_updated)
-                RETURNING b.balance, b.last_updated INTO current_balance, entry_created_on;
-            ELSE
-                UPDATE balances AS b
-                   SET balance = b.balance + p_amount,
-                       last_updated = greatest(clock_timestamp(), b.last_updated)
-                 WHERE b.owner_id = p_owner_id AND b.balance + p_amount >= 0
-                RETURNING b.balance, b.last_updated INTO current_balance, entry_created_on;
-                IF NOT FOUND THEN
-                    PERFORM FROM entries e WHERE e.owner_id = p_owner_id AND e.nonce = p_nonce;
-                    IF FOUND THEN
-                        RAISE unique_violation USING CONSTRAINT = 'entries_owner_nonce_key',
-                            MESSAGE = 'a copy of this entry committed concurrently';
-                    END IF;
-                    outcome := 'insufficient_credits';
-                    SELECT coalesce(max(b.balance), 0) INTO current_balance
-                      FROM balances b WHERE b.owner_id = p_owner_id;
-                    RETURN;
-                END IF;
-            END IF;
-
-            -- The period is that of the entry's own created_on, taken under the lock.
-            IF p_limit = 'utc_day' THEN
-                v_limit_key := to_char(entry_created_on AT TIME ZONE 'UTC', 'YYYY-MM-DD');
-            END IF;
-            INSERT INTO entries (owner_id, operation, amount, balance_after, nonce, created_on,
-                                 limit_key)
-            VALUES (p_owner_id, p_operation, p_amount, current_balance, p_nonce,
-                    entry_created_on, v_limit_key)
-            RETURNING id INTO entry_id;
-            outcome := 'created';
-            entry_operation := p_operation;
-            entry_amount := p_amount;
-            entry_balance_after := current_balance;
-        END
-        $$
-        """
     )
 
 

@@ -18,7 +18,7 @@ module.exports = {
       plugins: ["typescript", "typescript-operations"],
       config: {
         strictScalars: true,
-        scalars: { DateTime: "string" },
+        scalars: { DateTime: "string", JSON: "Record<string, string>" },
       },
     },
   },

@@ -23,6 +23,7 @@ export function describe(result: SpendMutation["createEntry"]): string {
     case "InvalidInput":
     case "OperationNotAllowed":
     case "LimitReached":
+    case "HoldNonceConflict":
       return `${result.code}: ${result.message}`;
     default: {
       const unhandled: never = result;

@@ -1,0 +1,17 @@
+-- What the serving role (ledger_serving) may do in this database, set again by every
+-- `graphql-ledger migrate`: read the ledger's tables, and write only by calling the ledger's
+-- write functions, which run as the owner; reads may call the two that compute what holds
+-- reserve now. Revoking what it must not have makes a second run converge on this, whatever
+-- was granted by hand.
+REVOKE ALL ON TABLE entries, balances, holds, operation_rules, alembic_version,
+    ledger_installed_functions FROM PUBLIC, ledger_serving;
+GRANT SELECT ON TABLE entries, balances, holds, operation_rules, alembic_version
+    TO ledger_serving;
+GRANT EXECUTE ON FUNCTION create_entry(text, text, text, integer, jsonb),
+    create_entry(text, text, integer, text, text),
+    reserve_credits(text, text, text, integer, integer, jsonb),
+    capture_hold(bigint, integer, jsonb, text, text[]),
+    release_hold(bigint, text, text[]),
+    refund_entry(bigint, text, jsonb),
+    ledger_held(text, integer, timestamptz, timestamptz),
+    ledger_hold_status(text, timestamptz, timestamptz) TO ledger_serving;
