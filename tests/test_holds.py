@@ -14,12 +14,14 @@ from starlette.testclient import TestClient
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
+from graphql_ledger import LedgerOperation, Settings, create_app, credits, shared
 from tests.support import (
     CAPTURE_HOLD,
     CREATE_ENTRY_FULL,
     HOLDS_PAGE,
     RELEASE_HOLD,
     RESERVE_CREDITS,
+    TEST_SECRET,
     GraphQLClient,
     Ledger,
     ServerProcess,
@@ -656,6 +658,38 @@ def test_another_owner_s_hold_is_not_found_to_an_end_user_and_its_holds_are_forb
     assert rows_of(url, theirs) == before
     assert ledger.hold(hold["id"]) == plain(hold)
     assert count_rows(url, owner) == (1, 0, 1)
+
+
+class VetAIOperation(LedgerOperation):
+    DAILY_REWARD = shared()
+    SIGNUP_CREDIT = shared()
+    CREDIT_SPEND = shared()
+    CREDIT_ADD = shared()
+    CONSULTATION = credits(-3, user_may_invoke=False)  # a spend only a service may book
+
+
+@pytest.mark.slow
+def test_an_end_user_may_not_reserve_capture_or_release_an_operation_it_may_not_invoke(
+    new_database: Callable[..., str], owner: str
+) -> None:
+    url = new_database("vetai", operations=VetAIOperation)
+    settings = Settings(app_database_urls={"vetai": url}, jwt_secret=TEST_SECRET)
+    with TestClient(create_app("vetai", VetAIOperation, settings)) as http:
+        service = Ledger(GraphQLClient(http, headers=service_headers("vetai")))
+        me = Ledger(GraphQLClient(http, headers=user_headers("vetai", owner)))
+        funded(service, owner)
+        hold = reserved(service, owner, "by-service", operation="CONSULTATION", quantity=2)
+        before = rows_of(url, owner)
+
+        refused = me.reserve(owner, "CONSULTATION", "by-user")
+        assert_error(refused, "OperationNotAllowed", "OPERATION_NOT_ALLOWED")
+        for result in (me.capture(hold["id"]), me.release(hold["id"])):
+            assert_error(result, "OperationNotAllowed", "OPERATION_NOT_ALLOWED")
+
+        assert rows_of(url, owner) == before
+        assert service.books(owner) == (30, 6, 24)
+        assert me.hold(hold["id"]) == plain(hold)  # its own hold, which it may read
+        assert service.capture(hold["id"])["amount"] == -6
 
 
 def test_travelai_does_not_see_healthai_s_holds(

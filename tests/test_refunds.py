@@ -16,6 +16,8 @@ from tests.support import (
     entry_of,
     rows_of,
     user_headers,
+    verify_books,
+    wait_for_database_clock,
 )
 
 ENTRY_BY_NONCE = (
@@ -296,3 +298,45 @@ def test_refunds_are_for_services_an_end_user_may_not_refund_even_its_own_entry(
 
     assert rows_of(url, owner) == before
     assert count_rows(url, f"{owner}-theirs") == (1, 0, 1)
+
+
+def test_travelai_refunds_and_settles_holds_with_its_own_operations(
+    travelai: GraphQLClient, owner: str
+) -> None:
+    ledger = Ledger(travelai)
+    bonus = ledger.create(owner, "LOYALTY_BONUS", "bonus", quantity=5)
+    assert (bonus["amount"], bonus["balanceAfter"], bonus["kind"]) == (10, 10, "OPERATION")
+    hold = ledger.reserve(owner, "CREDIT_SPEND", "job", quantity=4)
+    assert (hold["__typename"], hold["amount"], hold["operation"]) == ("Hold", -4, "CREDIT_SPEND")
+    capture = ledger.capture(hold["id"], quantity=3)
+    assert (capture["amount"], capture["balanceAfter"]) == (-3, 7)
+    refund = ledger.refund(capture["id"], "refund")
+    assert (refund["operation"], refund["amount"], refund["balanceAfter"]) == (
+        "CREDIT_SPEND",
+        3,
+        10,
+    )
+    assert_error(ledger.reserve(owner, "BOOKING_REWARD", "bad"), "InvalidInput", "INVALID_INPUT")
+    assert ledger.books(owner) == (10, 0, 10)
+
+
+def test_the_books_verify_with_partial_captures_refunds_releases_and_expired_holds(
+    ledger: Ledger, owner: str, url: str
+) -> None:
+    ledger.create(owner, "CREDIT_ADD", "funding", quantity=5)
+    partial = ledger.reserve(owner, "CONTENT_CREATION", "partial", quantity=4)
+    capture = ledger.capture(partial["id"], quantity=3)
+    ledger.refund(capture["id"], "refund-capture")
+    ledger.release(ledger.reserve(owner, "CREDIT_SPEND", "released", quantity=2)["id"])
+    expiring = ledger.reserve(owner, "CREDIT_SPEND", "expiring", expires_in=1)
+    spend = ledger.create(owner, "CREDIT_SPEND", "spend", quantity=3)
+    ledger.refund(spend["id"], "refund-spend")
+    wait_for_database_clock(url, expiring["expiresAt"])
+    ledger.create(owner, "CREDIT_SPEND", "after-expiry")  # a write that finds it expired
+    open_ = ledger.reserve(owner, "CREDIT_SPEND", "open", quantity=7)
+    assert open_["status"] == "OPEN"
+    assert ledger.books(owner) == (49, 7, 42)
+
+    summary = verify_books("healthai", url)
+
+    assert summary.startswith("healthai: the books balance: "), summary
