@@ -328,7 +328,7 @@ class Scenario:
     title: str
     script: str  # wrk script name; the PostGraphile one lives in bench/postgraphile/
     env: dict[str, str]
-    bare_path: str
+    bare_path: str | None  # None: a scenario of the ledger's own API, which no peer has
 
 
 SCENARIOS = [
@@ -349,6 +349,13 @@ SCENARIOS = [
     Scenario("balance", "balance", "balance.lua", {"BENCH_BATCH": "1"}, "/balances"),
     Scenario(
         "balance50", "50 balances in one request", "balance.lua", {"BENCH_BATCH": "50"}, "/balances"
+    ),
+    Scenario(
+        "hold_capture",
+        "reserveCredits, then captureHold",
+        "hold_capture.lua",
+        {"BENCH_OWNERS": str(OWNERS)},
+        None,
     ),
 ]
 READY = {"query": "{ __typename }"}
@@ -387,6 +394,8 @@ def measure_python(results: Results, url: str, target: str, module: str, workers
             for scenario in SCENARIOS:
                 env = {**scenario.env, "BENCH_TOKEN": token}
                 if target == "bare":
+                    if scenario.bare_path is None:
+                        continue
                     env.update(BENCH_SHAPE="bare", BENCH_PATH=scenario.bare_path)
                 wrk(base, scenario.script, env, seconds=1)  # warm up
                 results.loads[(scenario.key, label)] = wrk(base, scenario.script, env)
@@ -457,6 +466,8 @@ def measure_postgraphile(results: Results, url: str) -> None:
         check_postgraphile_writes(base)
         with PeakRss(root) as rss:
             for scenario in SCENARIOS:
+                if scenario.bare_path is None:
+                    continue
                 script = f"postgraphile/{scenario.script}"
                 wrk(base, script, scenario.env, seconds=1)
                 results.loads[(scenario.key, label)] = wrk(base, script, scenario.env)

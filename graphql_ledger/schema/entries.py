@@ -64,9 +64,8 @@ class EntryTypes:
         return None
 
 
-def entry_types(operations: type[LedgerOperation]) -> EntryTypes:
-    """The entry types of the app whose operations are `operations` (already a Strawberry
-    enum)."""
+def _ledger_entry(operations: type[LedgerOperation]) -> Any:
+    """LedgerEntry, whose refundOf and refundedBy are LedgerEntry themselves."""
 
     class LedgerEntry:
         id: strawberry.ID
@@ -132,6 +131,13 @@ def entry_types(operations: type[LedgerOperation]) -> EntryTypes:
     LedgerEntry = strawberry.type(  # type: ignore[misc]
         LedgerEntry, description="One append-only line of an owner's ledger."
     )
+    return LedgerEntry
+
+
+def entry_types(operations: type[LedgerOperation]) -> EntryTypes:
+    """The entry types of the app whose operations are `operations` (already a Strawberry
+    enum)."""
+    LedgerEntry = _ledger_entry(operations)
 
     @strawberry.type(description="An entry of a history page and its cursor.")
     class LedgerEntryEdge:

@@ -88,11 +88,10 @@ class HoldTypes:
         return self.entries.result_of(outcome)
 
 
-def hold_types(entries: EntryTypes) -> HoldTypes:
-    """The hold types of the app whose entry types are `entries`."""
+def _hold_type(entries: EntryTypes) -> tuple[Any, Any]:
+    """Hold, and a page of them."""
     operations = entries.operations
     LedgerEntry = entries.LedgerEntry
-    NonceConflict = entries.NonceConflict
 
     @strawberry.type(
         description="Credits reserved for a job until it is captured (booking what the job "
@@ -160,17 +159,11 @@ def hold_types(entries: EntryTypes) -> HoldTypes:
                 ),
             )
 
-    @strawberry.type(description="The hold was captured, released or expired.")
-    class HoldNotOpen(LedgerError):
-        hold: Hold
+    return Hold, HoldConnection
 
-    @strawberry.type(description="The nonce already identifies a hold of this owner.")
-    class HoldNonceConflict(LedgerError):
-        existing: Hold
 
-    @strawberry.type(description="The entry was refunded already.")
-    class AlreadyRefunded(LedgerError):
-        refund: LedgerEntry
+def _inputs(operations: type[LedgerOperation]) -> tuple[Any, Any, Any, Any]:
+    """The inputs of reserveCredits, captureHold, releaseHold and refundEntry."""
 
     @strawberry.input
     class ReserveCreditsInput:
@@ -207,6 +200,16 @@ def hold_types(entries: EntryTypes) -> HoldTypes:
             description="Chosen by the client; the same nonce is the same refund."
         )
         metadata: JSON | None = UNSET
+
+    return ReserveCreditsInput, CaptureHoldInput, ReleaseHoldInput, RefundEntryInput
+
+
+def _unions(
+    entries: EntryTypes, Hold: Any, HoldNotOpen: Any, HoldNonceConflict: Any, AlreadyRefunded: Any
+) -> dict[str, Any]:
+    """The result union of every write, by name."""
+    LedgerEntry = entries.LedgerEntry
+    NonceConflict = entries.NonceConflict
 
     CreateEntryResult = Annotated[
         Union[  # noqa: UP007
@@ -254,6 +257,35 @@ def hold_types(entries: EntryTypes) -> HoldTypes:
         ],
         strawberry.union("RefundEntryResult"),
     ]
+    return {
+        "CreateEntryResult": CreateEntryResult,
+        "ReserveCreditsResult": ReserveCreditsResult,
+        "CaptureHoldResult": CaptureHoldResult,
+        "ReleaseHoldResult": ReleaseHoldResult,
+        "RefundEntryResult": RefundEntryResult,
+    }
+
+
+def hold_types(entries: EntryTypes) -> HoldTypes:
+    """The hold types of the app whose entry types are `entries`."""
+    LedgerEntry = entries.LedgerEntry
+    Hold, HoldConnection = _hold_type(entries)
+
+    @strawberry.type(description="The hold was captured, released or expired.")
+    class HoldNotOpen(LedgerError):
+        hold: Hold
+
+    @strawberry.type(description="The nonce already identifies a hold of this owner.")
+    class HoldNonceConflict(LedgerError):
+        existing: Hold
+
+    @strawberry.type(description="The entry was refunded already.")
+    class AlreadyRefunded(LedgerError):
+        refund: LedgerEntry
+
+    ReserveCreditsInput, CaptureHoldInput, ReleaseHoldInput, RefundEntryInput = _inputs(
+        entries.operations
+    )
     return HoldTypes(
         entries=entries,
         Hold=Hold,
@@ -262,12 +294,8 @@ def hold_types(entries: EntryTypes) -> HoldTypes:
         CaptureHoldInput=CaptureHoldInput,
         ReleaseHoldInput=ReleaseHoldInput,
         RefundEntryInput=RefundEntryInput,
-        CreateEntryResult=CreateEntryResult,
-        ReserveCreditsResult=ReserveCreditsResult,
-        CaptureHoldResult=CaptureHoldResult,
-        ReleaseHoldResult=ReleaseHoldResult,
-        RefundEntryResult=RefundEntryResult,
         HoldNotOpen=HoldNotOpen,
         HoldNonceConflict=HoldNonceConflict,
         AlreadyRefunded=AlreadyRefunded,
+        **_unions(entries, Hold, HoldNotOpen, HoldNonceConflict, AlreadyRefunded),
     )

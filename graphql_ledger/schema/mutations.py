@@ -22,16 +22,14 @@ def _or(value: int | None, default: int) -> int:
 
 def mutation_type(types: HoldTypes) -> type:
     """The app's Mutation type."""
-    CreateEntryInput = types.entries.CreateEntryInput
-    CreateEntryResult = types.CreateEntryResult
-    ReserveCreditsInput = types.ReserveCreditsInput
-    ReserveCreditsResult = types.ReserveCreditsResult
-    CaptureHoldInput = types.CaptureHoldInput
-    CaptureHoldResult = types.CaptureHoldResult
-    ReleaseHoldInput = types.ReleaseHoldInput
-    ReleaseHoldResult = types.ReleaseHoldResult
-    RefundEntryInput = types.RefundEntryInput
-    RefundEntryResult = types.RefundEntryResult
+    CreateEntryInput, CreateEntryResult = types.entries.CreateEntryInput, types.CreateEntryResult
+    ReserveCreditsInput, ReserveCreditsResult = (
+        types.ReserveCreditsInput,
+        types.ReserveCreditsResult,
+    )
+    CaptureHoldInput, CaptureHoldResult = types.CaptureHoldInput, types.CaptureHoldResult
+    ReleaseHoldInput, ReleaseHoldResult = types.ReleaseHoldInput, types.ReleaseHoldResult
+    RefundEntryInput, RefundEntryResult = types.RefundEntryInput, types.RefundEntryResult
 
     @strawberry.type
     class Mutation:

@@ -51,15 +51,8 @@ StatusFilter = Annotated[
 ]
 
 
-def query_type(holds: HoldTypes) -> type:
-    """The app's Query type."""
-    types = holds.entries
-    operations = types.operations
-    Connection = types.LedgerEntryConnection
-    OperationInfo = types.OperationInfo
-    Hold = holds.Hold
-    HoldConnection = holds.HoldConnection
-    OperationFilter = Annotated[
+def _operation_filter(operations: type[LedgerOperation]) -> Any:
+    return Annotated[
         Optional[LedgerOperation],  # noqa: UP045
         strawberry.argument(
             graphql_type=Optional[operations],  # noqa: UP045
@@ -67,41 +60,46 @@ def query_type(holds: HoldTypes) -> type:
         ),
     ]
 
-    async def entries_page(
-        info: strawberry.Info,
-        owner_id: str,
-        first: int | None,
-        after: str | None,
-        operation: LedgerOperation | None,
-        since: datetime | None,
-        until: datetime | None,
-        metadata: object,
-    ) -> Any:
-        query = arguments.history_query(
-            owner_id,
-            first,
-            given(after),
-            given(operation),
-            given(since),
-            given(until),
-            given(metadata),
-        )
-        context: LedgerContext = info.context
-        context.ledger.check_may_read(query.owner_id)
-        return Connection.of(query, await context.entry_pages.load(query))
 
-    async def holds_page(
-        info: strawberry.Info,
-        owner_id: str,
-        status: HoldStatus | None,
-        first: int | None,
-        after: str | None,
-    ) -> Any:
-        query = arguments.hold_page_query(owner_id, given(status), first, given(after))
-        context: LedgerContext = info.context
-        context.ledger.check_may_read(query.owner_id)
-        found, has_next = await context.hold_pages.load(query)
-        return HoldConnection.of(found, has_next, query.after)
+async def _entries_page(
+    info: strawberry.Info,
+    connection: Any,
+    owner_id: str,
+    first: int | None,
+    after: str | None,
+    operation: LedgerOperation | None,
+    since: datetime | None,
+    until: datetime | None,
+    metadata: object,
+) -> Any:
+    query = arguments.history_query(
+        owner_id, first, given(after), given(operation), given(since), given(until), given(metadata)
+    )
+    context: LedgerContext = info.context
+    context.ledger.check_may_read(query.owner_id)
+    return connection.of(query, await context.entry_pages.load(query))
+
+
+async def _holds_page(
+    info: strawberry.Info,
+    connection: Any,
+    owner_id: str,
+    status: HoldStatus | None,
+    first: int | None,
+    after: str | None,
+) -> Any:
+    query = arguments.hold_page_query(owner_id, given(status), first, given(after))
+    context: LedgerContext = info.context
+    context.ledger.check_may_read(query.owner_id)
+    found, has_next = await context.hold_pages.load(query)
+    return connection.of(found, has_next, query.after)
+
+
+def owner_type(holds: HoldTypes) -> type:
+    """Owner: an owner's balance, held and available credits, history and holds."""
+    Connection = holds.entries.LedgerEntryConnection
+    HoldConnection = holds.HoldConnection
+    OperationFilter = _operation_filter(holds.entries.operations)
 
     @strawberry.type(description="An owner: its balance and its history.")
     class Owner:
@@ -138,8 +136,8 @@ def query_type(holds: HoldTypes) -> type:
             until: Until = UNSET,
             metadata: MetadataFilter = UNSET,
         ) -> Connection:
-            return await entries_page(
-                info, self.id, first, after, operation, since, until, metadata
+            return await _entries_page(
+                info, Connection, self.id, first, after, operation, since, until, metadata
             )
 
         @strawberry.field(description="The owner's holds, newest first.")
@@ -150,7 +148,20 @@ def query_type(holds: HoldTypes) -> type:
             first: First = history.DEFAULT_PAGE_SIZE,
             after: After = UNSET,
         ) -> HoldConnection:
-            return await holds_page(info, self.id, status, first, after)
+            return await _holds_page(info, HoldConnection, self.id, status, first, after)
+
+    return Owner
+
+
+def query_type(holds: HoldTypes) -> type:
+    """The app's Query type."""
+    operations = holds.entries.operations
+    Connection = holds.entries.LedgerEntryConnection
+    OperationInfo = holds.entries.OperationInfo
+    Hold = holds.Hold
+    HoldConnection = holds.HoldConnection
+    OperationFilter = _operation_filter(operations)
+    Owner = owner_type(holds)
 
     @strawberry.type
     class Query:
@@ -196,8 +207,8 @@ def query_type(holds: HoldTypes) -> type:
             until: Until = UNSET,
             metadata: MetadataFilter = UNSET,
         ) -> Connection:
-            return await entries_page(
-                info, owner_id, first, after, operation, since, until, metadata
+            return await _entries_page(
+                info, Connection, owner_id, first, after, operation, since, until, metadata
             )
 
         @strawberry.field(description="A hold; null when unknown or not the caller's to see.")
@@ -214,7 +225,7 @@ def query_type(holds: HoldTypes) -> type:
             first: First = history.DEFAULT_PAGE_SIZE,
             after: After = UNSET,
         ) -> HoldConnection:
-            return await holds_page(info, owner_id, status, first, after)
+            return await _holds_page(info, HoldConnection, owner_id, status, first, after)
 
         @strawberry.field(description="An owner, to read its balance and history at once.")
         def owner(self, info: strawberry.Info, id: strawberry.ID) -> Owner:

@@ -23,6 +23,7 @@ DECLARE
     v_entry entries;
     v_quantity integer;
     v_amount integer;
+    v_row record;
 BEGIN
     SELECT * INTO v_found FROM ledger_hold_for_write(p_hold_id, p_as_owner, p_user_operations);
     v_hold := v_found.hold;
@@ -55,12 +56,15 @@ BEGIN
                last_updated = greatest(clock_timestamp(), b.last_updated),
                version = b.version + 1
          WHERE b.owner_id = v_hold.owner_id
-        RETURNING b.balance, b.last_updated
-             INTO v_entry.balance_after, v_entry.created_on;
+        RETURNING b.balance, b.last_updated, b.held, b.held_until, b.version INTO v_row;
+        v_entry.balance_after := v_row.balance;
+        v_entry.created_on := v_row.last_updated;
         v_entry.id := ledger_append_entry(
             v_hold.owner_id, v_hold.operation, v_amount, v_entry.balance_after, v_hold.nonce,
             v_entry.created_on, NULL, v_quantity, 'capture',
             coalesce(p_metadata, v_hold.metadata), NULL, v_hold.id);
+        PERFORM ledger_announce(v_hold.owner_id, v_row.balance, v_row.held, v_row.held_until,
+                                v_row.version, v_row.last_updated);
         UPDATE holds h SET status = 'captured', ended_on = v_entry.created_on,
                            capture_id = v_entry.id
          WHERE h.owner_id = v_hold.owner_id AND h.id = v_hold.id;

@@ -86,6 +86,8 @@ BEGIN
         p_owner_id, p_operation, v_amount::integer, v_move.new_balance, p_nonce,
         v_move.moved_on, ledger_limit_key(v_rule.rule_limit, v_move.moved_on),
         p_quantity, NULL, p_metadata);
+    PERFORM ledger_announce(p_owner_id, v_move.new_balance, v_move.held, v_move.held_until,
+                            v_move.version, v_move.moved_on);
     outcome := 'created';
     entry_operation := p_operation;
     entry_amount := v_amount;

@@ -1,4 +1,4 @@
--- Appends an entry under the owner's balance lock and announces the new balance. A copy that
+-- Appends an entry under the owner's balance lock (the caller announces it). A copy that
 -- committed first makes the INSERT raise unique_violation on entries_owner_nonce_key (or
 -- entries_owner_limit_key, entries_owner_refund_key, entries_owner_hold_key), which the
 -- caller repeats. One unit and the kind OPERATION are stored as NULLs: the common entry
@@ -17,7 +17,6 @@ BEGIN
     VALUES (p_owner_id, p_operation, p_amount, p_balance_after, p_nonce, p_created_on,
             p_limit_key, nullif(p_quantity, 1), p_kind, p_metadata, p_refund_of, p_hold_id)
     RETURNING id INTO v_id;
-    PERFORM ledger_announce(p_owner_id);
     RETURN v_id;
 END
 $$

@@ -9,7 +9,7 @@
 CREATE FUNCTION ledger_move_balance(
     p_owner_id text, p_amount integer,
     OUT new_balance integer, OUT moved_on timestamptz, OUT available integer,
-    OUT too_large boolean
+    OUT too_large boolean, OUT held integer, OUT held_until timestamptz, OUT version bigint
 ) LANGUAGE plpgsql AS $$
 DECLARE
     v_settled record;
@@ -23,7 +23,8 @@ BEGIN
                 last_updated = greatest(clock_timestamp(), b.last_updated),
                 version = b.version + 1
             WHERE b.balance::bigint + excluded.balance <= 2147483647
-        RETURNING b.balance, b.last_updated INTO new_balance, moved_on;
+        RETURNING b.balance, b.last_updated, b.held, b.held_until, b.version
+             INTO new_balance, moved_on, held, held_until, version;
         too_large := new_balance IS NULL;
         RETURN;
     END IF;
@@ -33,7 +34,8 @@ BEGIN
            version = b.version + 1
      WHERE b.owner_id = p_owner_id AND b.balance + p_amount >= b.held
        AND (b.held = 0 OR b.held_until > clock_timestamp())
-    RETURNING b.balance, b.last_updated INTO new_balance, moved_on;
+    RETURNING b.balance, b.last_updated, b.held, b.held_until, b.version
+         INTO new_balance, moved_on, held, held_until, version;
     IF FOUND THEN
         RETURN;
     END IF;
@@ -43,7 +45,8 @@ BEGIN
            last_updated = greatest(clock_timestamp(), b.last_updated),
            version = b.version + 1
      WHERE b.owner_id = p_owner_id AND b.balance + p_amount >= b.held
-    RETURNING b.balance, b.last_updated INTO new_balance, moved_on;
+    RETURNING b.balance, b.last_updated, b.held, b.held_until, b.version
+         INTO new_balance, moved_on, held, held_until, version;
     IF NOT FOUND THEN
         available := coalesce(v_settled.balance - v_settled.held, 0);
     END IF;

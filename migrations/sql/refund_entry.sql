@@ -70,6 +70,8 @@ BEGIN
             v_original.owner_id, v_original.operation, -v_original.amount, v_move.new_balance,
             p_nonce, v_move.moved_on, NULL, coalesce(v_original.quantity, 1), 'refund',
             p_metadata, p_entry_id, NULL);
+        PERFORM ledger_announce(v_original.owner_id, v_move.new_balance, v_move.held,
+                                v_move.held_until, v_move.version, v_move.moved_on);
         SELECT * INTO v_answer FROM entries e
          WHERE e.owner_id = v_original.owner_id AND e.refund_of = p_entry_id;
         outcome := 'created';

@@ -11,6 +11,7 @@ CREATE FUNCTION release_hold(
 DECLARE
     v_found record;
     v_hold holds;
+    v_row record;
 BEGIN
     SELECT * INTO v_found FROM ledger_hold_for_write(p_hold_id, p_as_owner, p_user_operations);
     v_hold := v_found.hold;
@@ -27,8 +28,10 @@ BEGIN
          WHERE h.owner_id = v_hold.owner_id AND h.id = v_hold.id
         RETURNING * INTO v_hold;
         UPDATE balances b SET held = b.held + v_hold.amount, version = b.version + 1
-         WHERE b.owner_id = v_hold.owner_id;
-        PERFORM ledger_announce(v_hold.owner_id);
+         WHERE b.owner_id = v_hold.owner_id
+        RETURNING b.balance, b.held, b.held_until, b.version, b.last_updated INTO v_row;
+        PERFORM ledger_announce(v_hold.owner_id, v_row.balance, v_row.held, v_row.held_until,
+                                v_row.version, v_row.last_updated);
         outcome := 'released';
         hold_status := 'released';
     ELSE

@@ -24,6 +24,7 @@ DECLARE
     v_amount bigint;
     v_owner record;
     v_now timestamptz;
+    v_row record;
 BEGIN
     SELECT * INTO v_hold FROM ledger_hold_by_nonce(p_owner_id, p_nonce);
     IF NOT FOUND THEN
@@ -62,8 +63,10 @@ BEGIN
                held_until = CASE WHEN b.held = 0 THEN v_hold.expires_at
                                  ELSE least(b.held_until, v_hold.expires_at) END,
                version = b.version + 1
-         WHERE b.owner_id = p_owner_id;
-        PERFORM ledger_announce(p_owner_id);
+         WHERE b.owner_id = p_owner_id
+        RETURNING b.balance, b.held, b.held_until, b.version, b.last_updated INTO v_row;
+        PERFORM ledger_announce(p_owner_id, v_row.balance, v_row.held, v_row.held_until,
+                                v_row.version, v_row.last_updated);
         outcome := 'created';
     ELSIF v_hold.operation = p_operation AND v_hold.quantity = p_quantity THEN
         outcome := 'replayed';
