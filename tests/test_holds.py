@@ -459,6 +459,28 @@ def test_a_hold_expires_at_expires_at_with_no_job_running_and_frees_its_credits(
     assert ledger.books(owner) == (1, 1, 0)
 
 
+def test_when_the_soonest_hold_expires_the_others_still_count_until_they_end(
+    ledger: Ledger, owner: str, url: str
+) -> None:
+    funded(ledger, owner, 100)
+    lasting = reserved(ledger, owner, "lasting", quantity=3)
+    first = reserved(ledger, owner, "first", operation="CREDIT_SPEND", quantity=2, expires_in=1)
+    assert ledger.books(owner)[1] in (17, 15)  # 15 once `first` has expired
+    wait_for_database_clock(url, first["expiresAt"])
+    assert ledger.books(owner) == (100, 15, 85)
+
+    second = reserved(ledger, owner, "second", operation="CREDIT_SPEND", quantity=4, expires_in=1)
+    capture = ledger.capture(lasting["id"], quantity=1)
+    assert capture["balanceAfter"] == 95
+    wait_for_database_clock(url, second["expiresAt"])
+    assert ledger.books(owner) == (95, 0, 95)
+    statuses = {
+        edge["node"]["nonce"]: edge["node"]["status"]
+        for edge in ledger.holds(owner, status=None)["edges"]
+    }
+    assert statuses == {"lasting": "CAPTURED", "first": "EXPIRED", "second": "EXPIRED"}
+
+
 # -- queries ----------------------------------------------------------------------------
 
 

@@ -321,3 +321,21 @@ def test_a_metadata_filter_that_is_not_an_object_of_strings_is_bad_user_input(
         assert body.get("data") is None, body
         codes = [error["extensions"]["code"] for error in body["errors"]]
         assert codes == ["BAD_USER_INPUT"], body
+
+
+def test_a_quantity_that_would_take_the_balance_past_the_int_range_is_invalid_quantity(
+    ledger: Ledger, owner: str, url: str
+) -> None:
+    # GraphQL's Int is 32-bit: 214 credits of 10,000,000 reach 2,140,000,000, and one more
+    # would pass 2,147,483,647.
+    for n in range(214):
+        added = ledger.create(owner, "CREDIT_ADD", f"n{n}", quantity=1_000_000)
+        assert added["__typename"] == "LedgerEntry", added
+    assert ledger.books(owner) == (2_140_000_000, 0, 2_140_000_000)
+    before = rows_of(url, owner)
+
+    assert_invalid(ledger.create(owner, "CREDIT_ADD", "past", quantity=1_000_000), "quantity")
+
+    assert rows_of(url, owner) == before
+    small = ledger.create(owner, "CREDIT_ADD", "fits", quantity=700_000)
+    assert small["balanceAfter"] == 2_147_000_000
