@@ -38,8 +38,11 @@ SQL_DIR = Path(__file__).resolve().parents[2] / "migrations" / "sql"
 # never dropped) and `migrate` brings up to date with the rest.
 PINNED_FUNCTIONS = ("refuse_entry_change", "ledger_is_identifier", "refuse_hold_change")
 
-# The files of the replaceable functions, each after those it calls.
+# The files of the replaceable functions (and the row types they answer), each after what
+# it uses.
 LEDGER_FUNCTIONS = (
+    "ledger_entry_answer",
+    "ledger_hold_answer",
     "ledger_rules_lock",
     "ledger_entry_by_nonce",
     "ledger_hold_by_nonce",
@@ -54,6 +57,8 @@ LEDGER_FUNCTIONS = (
     "ledger_append_entry",
     "ledger_raise_if_nonce_taken",
     "ledger_hold_for_write",
+    "ledger_answer_entry",
+    "ledger_answer_hold",
     "create_entry",
     "create_entry_with_amount",
     "reserve_credits",
@@ -65,6 +70,7 @@ LEDGER_FUNCTIONS = (
 )
 
 _CREATED_FUNCTION = re.compile(r"^CREATE (?:OR REPLACE )?FUNCTION (\w+)\(", re.MULTILINE)
+_CREATED_TYPE = re.compile(r"^CREATE TYPE (\w+) AS", re.MULTILINE)
 _PINNED_SEARCH_PATH = "quote_ident(current_schema()) || ', pg_temp'"
 
 
@@ -87,9 +93,12 @@ def install_ledger_functions(connection: Connection) -> bool:
     installed = connection.scalar(text("SELECT digest FROM ledger_installed_functions"))
     if installed == digest:
         return False
-    names = sorted({n for f in LEDGER_FUNCTIONS for n in _CREATED_FUNCTION.findall(sql_source(f))})
-    for signature in _signatures(connection, names):
+    sources = [sql_source(name) for name in LEDGER_FUNCTIONS]
+    functions = sorted({n for source in sources for n in _CREATED_FUNCTION.findall(source)})
+    for signature in _signatures(connection, functions):
         connection.execute(text(f"DROP FUNCTION {signature}"))
+    for row_type in sorted({n for source in sources for n in _CREATED_TYPE.findall(source)}):
+        connection.execute(text(f"DROP TYPE IF EXISTS {row_type}"))
     # The bodies may name functions created after them in the list; nothing runs them
     # before the transaction commits.
     connection.execute(text("SET LOCAL check_function_bodies = off"))

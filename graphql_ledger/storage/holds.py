@@ -31,41 +31,21 @@ from graphql_ledger.storage.connections import Connections
 from graphql_ledger.storage.rows import (
     ENTRY_COLUMNS,
     HOLD_COLUMNS,
+    WRITTEN_ENTRY,
+    WRITTEN_HOLD,
     entry_of,
     hold_of,
     metadata_json,
+    written_entry,
     written_hold,
 )
 
 __all__ = ["HoldPageQuery", "HoldRepository"]
 
-WRITTEN_HOLD = """hold_id, hold_operation, hold_quantity, hold_amount, hold_status,
-    hold_metadata::text AS hold_metadata, hold_created_on, hold_expires_at, hold_capture_id"""
-
-WRITTEN_ENTRY = """entry_id, entry_owner_id, entry_operation, entry_amount,
-    entry_balance_after, entry_nonce, entry_created_on, entry_quantity, entry_kind,
-    entry_metadata::text AS entry_metadata, entry_refund_of"""
-
-RESERVE = f"""
-    SELECT outcome, {WRITTEN_HOLD}, $1::text AS hold_owner_id, $3::text AS hold_nonce,
-           current_balance, required, entry_id
-      FROM reserve_credits($1, $2, $3, $4, $5, $6::jsonb)
-"""
-
-CAPTURE = f"""
-    SELECT outcome, {WRITTEN_ENTRY}, hold_id, reserved
-      FROM capture_hold($1, $2, $3::jsonb, $4, $5)
-"""
-
-RELEASE = f"""
-    SELECT outcome, {WRITTEN_HOLD}, hold_owner_id, hold_nonce
-      FROM release_hold($1, $2, $3)
-"""
-
-REFUND = f"""
-    SELECT outcome, {WRITTEN_ENTRY}, hold_id, current_balance, required
-      FROM refund_entry($1, $2, $3::jsonb)
-"""
+RESERVE = f"SELECT {WRITTEN_HOLD} FROM reserve_credits($1, $2, $3, $4, $5, $6::jsonb)"
+CAPTURE = f"SELECT {WRITTEN_ENTRY} FROM capture_hold($1, $2, $3::jsonb, $4, $5)"
+RELEASE = f"SELECT {WRITTEN_HOLD} FROM release_hold($1, $2, $3)"
+REFUND = f"SELECT {WRITTEN_ENTRY} FROM refund_entry($1, $2, $3::jsonb)"
 
 HOLDS_BY_ID = f"SELECT {HOLD_COLUMNS} FROM holds h WHERE h.id = ANY($1::bigint[])"
 
@@ -165,10 +145,8 @@ class HoldRepository:
                 )
             case "hold_not_open":
                 return HoldNotOpen(await self.by_id(row["hold_id"]))
-            case outcome:
-                return entry_of(
-                    row, self.operations, prefix="entry_", replayed=outcome != "created"
-                )
+            case _:
+                return written_entry(row, self.operations)
 
     async def release(
         self, hold_id: int, as_owner: str | None, user_operations: Sequence[str] | None
@@ -205,10 +183,8 @@ class HoldRepository:
                 return NotRefundable(entry_of(row, self.operations, prefix="entry_"))
             case "already_refunded":
                 return AlreadyRefunded(entry_of(row, self.operations, prefix="entry_"))
-            case outcome:
-                return entry_of(
-                    row, self.operations, prefix="entry_", replayed=outcome != "created"
-                )
+            case _:
+                return written_entry(row, self.operations)
 
     async def by_id(self, hold_id: int) -> Hold:
         """The hold of this id, which must exist."""

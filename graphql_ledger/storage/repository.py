@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from graphql_ledger.history import HistoryPage, HistoryQuery
-from graphql_ledger.holds import HoldNonceConflict
+from graphql_ledger.holds import CreateEntryOutcome, HoldNonceConflict
 from graphql_ledger.ledger import (
     Balance,
     Entry,
@@ -25,7 +25,13 @@ from graphql_ledger.operations import LedgerOperation
 from graphql_ledger.storage.connections import Connections
 from graphql_ledger.storage.feed import BalanceUpdate
 from graphql_ledger.storage.holds import HoldRepository
-from graphql_ledger.storage.rows import ENTRY_COLUMNS, entry_of, metadata_json
+from graphql_ledger.storage.rows import (
+    ENTRY_COLUMNS,
+    WRITTEN_ENTRY,
+    entry_of,
+    metadata_json,
+    written_entry,
+)
 from graphql_ledger.storage.rules import OperationRules
 
 __all__ = ["TOO_LARGE", "LedgerRepository", "entry_page_parameters"]
@@ -35,16 +41,7 @@ TOO_LARGE = InvalidInput(
     "quantity", "this quantity would take the amount or the balance past 2,147,483,647 credits"
 )
 
-# An entry's columns as a write function answers them (see rows.ENTRY_COLUMNS).
-WRITTEN_ENTRY = """entry_id, entry_operation, entry_amount, entry_balance_after,
-    entry_created_on, entry_quantity, entry_kind, entry_metadata::text AS entry_metadata,
-    entry_refund_of"""
-
-CREATE_ENTRY = f"""
-    SELECT outcome, {WRITTEN_ENTRY}, $1::text AS entry_owner_id, $3::text AS entry_nonce,
-           current_balance, retry_after, required, hold_id
-      FROM create_entry($1, $2, $3, $4, $5::jsonb)
-"""
+CREATE_ENTRY = f"SELECT {WRITTEN_ENTRY} FROM create_entry($1, $2, $3, $4, $5::jsonb)"
 
 # Balances with the credits their open holds reserve now (ledger_held: exact while no hold
 # has expired, summed from the holds otherwise).
@@ -157,14 +154,7 @@ class LedgerRepository:
         nonce: str,
         quantity: int = 1,
         metadata: Metadata | None = None,
-    ) -> (
-        Entry
-        | InsufficientCredits
-        | NonceConflict
-        | LimitReached
-        | HoldNonceConflict
-        | InvalidInput
-    ):
+    ) -> CreateEntryOutcome:
         """Appends `quantity` units of `operation` for `owner_id` unless the nonce was used
         before (replay: the original entry; another operation or quantity: NonceConflict; a
         hold's nonce: HoldNonceConflict), the operation's limit is reached (LimitReached),
@@ -184,10 +174,8 @@ class LedgerRepository:
                 return HoldNonceConflict(await self.holds.by_id(row["hold_id"]))
             case "nonce_conflict":
                 return NonceConflict(existing=entry_of(row, self.operations, prefix="entry_"))
-            case outcome:
-                return entry_of(
-                    row, self.operations, prefix="entry_", replayed=outcome != "created"
-                )
+            case _:
+                return written_entry(row, self.operations)
 
     async def balances_of(self, owner_ids: Sequence[str]) -> list[Balance]:
         """Balances of `owner_ids`, in the same order, in one query."""

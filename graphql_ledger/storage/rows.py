@@ -13,6 +13,8 @@ from graphql_ledger.operations import LedgerOperation
 __all__ = [
     "ENTRY_COLUMNS",
     "HOLD_COLUMNS",
+    "WRITTEN_ENTRY",
+    "WRITTEN_HOLD",
     "entry_of",
     "hold_of",
     "metadata_json",
@@ -25,6 +27,16 @@ __all__ = [
 ENTRY_COLUMNS = """e.id, e.owner_id, e.operation, e.amount, e.balance_after, e.nonce,
     e.created_on, coalesce(e.quantity, 1) AS quantity, e.kind, e.metadata::text AS metadata,
     e.refund_of"""
+
+# An entry as a write function answers it (ledger_entry_answer), and a hold
+# (ledger_hold_answer): the same names after entry_ or hold_.
+WRITTEN_ENTRY = """outcome, entry_id, entry_owner_id, entry_operation, entry_amount,
+    entry_balance_after, entry_nonce, entry_created_on, entry_quantity, entry_kind,
+    entry_metadata::text AS entry_metadata, entry_refund_of, current_balance, required,
+    retry_after, hold_id, reserved"""
+WRITTEN_HOLD = """outcome, hold_id, hold_owner_id, hold_operation, hold_quantity, hold_amount,
+    hold_status, hold_nonce, hold_metadata::text AS hold_metadata, hold_created_on,
+    hold_expires_at, hold_capture_id, current_balance, required, entry_id"""
 
 # A hold as every read selects it, from `holds h`, its status as clients see it.
 HOLD_COLUMNS = """h.id, h.owner_id, h.operation, h.quantity, h.amount,

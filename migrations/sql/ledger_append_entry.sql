@@ -1,22 +1,22 @@
--- Appends an entry under the owner's balance lock (the caller announces it). A copy that
--- committed first makes the INSERT raise unique_violation on entries_owner_nonce_key (or
--- entries_owner_limit_key, entries_owner_refund_key, entries_owner_hold_key), which the
--- caller repeats. One unit and the kind OPERATION are stored as NULLs: the common entry
+-- Appends an entry under the owner's balance lock and answers it (the caller announces
+-- it). A copy that committed first makes the INSERT raise unique_violation on
+-- entries_owner_nonce_key (or entries_owner_limit_key, entries_owner_refund_key,
+-- entries_owner_hold_key), which the caller repeats. One unit and the kind OPERATION are stored as NULLs: the common entry
 -- pays nothing for them.
 CREATE FUNCTION ledger_append_entry(
     p_owner_id text, p_operation text, p_amount integer, p_balance_after integer,
     p_nonce text, p_created_on timestamptz, p_limit_key text,
     p_quantity integer DEFAULT 1, p_kind text DEFAULT NULL, p_metadata jsonb DEFAULT NULL,
     p_refund_of bigint DEFAULT NULL, p_hold_id bigint DEFAULT NULL
-) RETURNS bigint LANGUAGE plpgsql AS $$
+) RETURNS entries LANGUAGE plpgsql AS $$
 DECLARE
-    v_id bigint;
+    v_entry entries;
 BEGIN
     INSERT INTO entries (owner_id, operation, amount, balance_after, nonce, created_on,
                          limit_key, quantity, kind, metadata, refund_of, hold_id)
     VALUES (p_owner_id, p_operation, p_amount, p_balance_after, p_nonce, p_created_on,
             p_limit_key, nullif(p_quantity, 1), p_kind, p_metadata, p_refund_of, p_hold_id)
-    RETURNING id INTO v_id;
-    RETURN v_id;
+    RETURNING * INTO v_entry;
+    RETURN v_entry;
 END
 $$

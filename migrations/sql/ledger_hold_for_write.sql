@@ -1,21 +1,25 @@
 -- The hold a capture or a release acts on, locked, after the owner's balance row (the
--- order every writer of the owner takes its locks in). NULL (not found) when there is no
--- such hold, or when the caller is an end user (p_as_owner) and it is not theirs; `allowed`
--- is false when the end user may not invoke its operation (p_user_operations).
+-- order every writer of the owner takes its locks in); or why the caller may not act on
+-- it: 'not_found' when there is no such hold, or the caller is an end user (p_as_owner)
+-- and it is not theirs; 'operation_not_allowed' when the end user may not invoke its
+-- operation (p_user_operations).
 CREATE FUNCTION ledger_hold_for_write(
     p_hold_id bigint, p_as_owner text, p_user_operations text[],
-    OUT hold holds, OUT allowed boolean
+    OUT hold holds, OUT refusal text
 ) LANGUAGE plpgsql AS $$
 DECLARE
     v_owner_id text;
 BEGIN
     SELECT h.owner_id INTO v_owner_id FROM holds h WHERE h.id = p_hold_id;
     IF NOT FOUND OR v_owner_id IS DISTINCT FROM coalesce(p_as_owner, v_owner_id) THEN
+        refusal := 'not_found';
         RETURN;
     END IF;
     PERFORM FROM balances b WHERE b.owner_id = v_owner_id FOR UPDATE;
     SELECT * INTO hold FROM holds h
      WHERE h.owner_id = v_owner_id AND h.id = p_hold_id FOR UPDATE;
-    allowed := p_user_operations IS NULL OR hold.operation = ANY(p_user_operations);
+    IF p_user_operations IS NOT NULL AND NOT hold.operation = ANY(p_user_operations) THEN
+        refusal := 'operation_not_allowed';
+    END IF;
 END
 $$

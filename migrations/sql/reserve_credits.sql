@@ -11,76 +11,61 @@
 -- the lock makes it raise unique_violation, and the caller repeats it.
 CREATE FUNCTION reserve_credits(
     p_owner_id text, p_operation text, p_nonce text, p_quantity integer,
-    p_expires_in integer, p_metadata jsonb,
-    OUT outcome text, OUT hold_id bigint, OUT hold_operation text, OUT hold_quantity integer,
-    OUT hold_amount integer, OUT hold_status text, OUT hold_metadata jsonb,
-    OUT hold_created_on timestamptz, OUT hold_expires_at timestamptz,
-    OUT hold_capture_id bigint, OUT current_balance integer, OUT required integer,
-    OUT entry_id bigint
-) LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+    p_expires_in integer, p_metadata jsonb
+) RETURNS ledger_hold_answer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
 DECLARE
     v_hold holds;
     v_rule record;
     v_amount bigint;
     v_owner record;
-    v_now timestamptz;
     v_row record;
+    v_answer ledger_hold_answer;
 BEGIN
     SELECT * INTO v_hold FROM ledger_hold_by_nonce(p_owner_id, p_nonce);
-    IF NOT FOUND THEN
-        SELECT e.id INTO entry_id FROM ledger_entry_by_nonce(p_owner_id, p_nonce) e;
-        IF FOUND THEN
-            outcome := 'nonce_conflict';
-            RETURN;
-        END IF;
-        SELECT * INTO v_rule FROM ledger_rule_in_force(p_operation);
-        IF v_rule.rule_amount >= 0 OR v_rule.rule_limit IS NOT NULL THEN
-            outcome := 'not_reservable';
-            RETURN;
-        END IF;
-        v_amount := v_rule.rule_amount::bigint * p_quantity;
-        IF v_amount < -2147483648 THEN
-            outcome := 'too_large';
-            RETURN;
-        END IF;
-        SELECT * INTO v_owner FROM ledger_settle_holds(p_owner_id);
-        IF coalesce(v_owner.balance - v_owner.held, 0) + v_amount < 0 THEN
-            PERFORM ledger_raise_if_nonce_taken(p_owner_id, p_nonce);
-            outcome := 'insufficient_credits';
-            current_balance := coalesce(v_owner.balance - v_owner.held, 0);
-            required := -v_amount;
-            RETURN;
-        END IF;
-        PERFORM ledger_raise_if_nonce_taken(p_owner_id, p_nonce);
-        v_now := clock_timestamp();
-        INSERT INTO holds (owner_id, operation, quantity, amount, nonce, metadata, created_on,
-                           expires_at)
-        VALUES (p_owner_id, p_operation, p_quantity, v_amount, p_nonce, p_metadata, v_now,
-                v_now + make_interval(secs => p_expires_in))
-        RETURNING * INTO v_hold;
-        UPDATE balances b
-           SET held = b.held - v_hold.amount,
-               held_until = CASE WHEN b.held = 0 THEN v_hold.expires_at
-                                 ELSE least(b.held_until, v_hold.expires_at) END,
-               version = b.version + 1
-         WHERE b.owner_id = p_owner_id
-        RETURNING b.balance, b.held, b.held_until, b.version, b.last_updated INTO v_row;
-        PERFORM ledger_announce(p_owner_id, v_row.balance, v_row.held, v_row.held_until,
-                                v_row.version, v_row.last_updated);
-        outcome := 'created';
-    ELSIF v_hold.operation = p_operation AND v_hold.quantity = p_quantity THEN
-        outcome := 'replayed';
-    ELSE
-        outcome := 'hold_nonce_conflict';
+    IF FOUND THEN
+        RETURN ledger_answer_hold(
+            CASE WHEN v_hold.operation = p_operation AND v_hold.quantity = p_quantity
+                 THEN 'replayed' ELSE 'hold_nonce_conflict' END,
+            v_hold);
     END IF;
-    hold_id := v_hold.id;
-    hold_operation := v_hold.operation;
-    hold_quantity := v_hold.quantity;
-    hold_amount := v_hold.amount;
-    hold_status := ledger_hold_status(v_hold.status, v_hold.expires_at, clock_timestamp());
-    hold_metadata := v_hold.metadata;
-    hold_created_on := v_hold.created_on;
-    hold_expires_at := v_hold.expires_at;
-    hold_capture_id := v_hold.capture_id;
+    SELECT e.id INTO v_answer.entry_id FROM ledger_entry_by_nonce(p_owner_id, p_nonce) e;
+    IF FOUND THEN
+        v_answer.outcome := 'nonce_conflict';
+        RETURN v_answer;
+    END IF;
+    SELECT * INTO v_rule FROM ledger_rule_in_force(p_operation);
+    v_amount := v_rule.rule_amount::bigint * p_quantity;
+    IF v_rule.rule_amount >= 0 OR v_rule.rule_limit IS NOT NULL THEN
+        v_answer.outcome := 'not_reservable';
+        RETURN v_answer;
+    ELSIF v_amount < -2147483648 THEN
+        v_answer.outcome := 'too_large';
+        RETURN v_answer;
+    END IF;
+
+    SELECT * INTO v_owner FROM ledger_settle_holds(p_owner_id);
+    PERFORM ledger_raise_if_nonce_taken(p_owner_id, p_nonce);
+    IF coalesce(v_owner.balance - v_owner.held, 0) + v_amount < 0 THEN
+        v_answer.outcome := 'insufficient_credits';
+        v_answer.current_balance := coalesce(v_owner.balance - v_owner.held, 0);
+        v_answer.required := -v_amount;
+        RETURN v_answer;
+    END IF;
+    INSERT INTO holds (owner_id, operation, quantity, amount, nonce, metadata, created_on,
+                       expires_at)
+    VALUES (p_owner_id, p_operation, p_quantity, v_amount, p_nonce, p_metadata,
+            clock_timestamp(), clock_timestamp() + make_interval(secs => p_expires_in))
+    RETURNING * INTO v_hold;
+    UPDATE balances b
+       SET held = b.held - v_hold.amount,
+           held_until = CASE WHEN b.held = 0 THEN v_hold.expires_at
+                             ELSE least(b.held_until, v_hold.expires_at) END,
+           version = b.version + 1
+     WHERE b.owner_id = p_owner_id
+    RETURNING b.balance, b.held, b.held_until, b.version, b.last_updated INTO v_row;
+    PERFORM ledger_announce(p_owner_id, v_row.balance, v_row.held, v_row.held_until,
+                            v_row.version, v_row.last_updated);
+    RETURN ledger_answer_hold('created', v_hold);
 END
 $$
