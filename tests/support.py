@@ -393,3 +393,231 @@ def race_through_a_gate(
             await engine.dispose()
 
     return asyncio.run(run())
+
+
+# ---------------------------------------------------------------------------------------
+# Holds, refunds, quantities and metadata (issue 14): documents that ask for every new
+# field, a client of the new mutations, and a snapshot of the rows an owner has, to show
+# that a refusal wrote nothing. Kept apart from the helpers above, which others edit.
+# ---------------------------------------------------------------------------------------
+
+LEDGER_ENTRY = "id ownerId operation amount balanceAfter nonce createdOn quantity kind metadata"
+LEDGER_ENTRY_LINKED = (
+    f"{LEDGER_ENTRY} refundOf {{ {LEDGER_ENTRY} }} refundedBy {{ {LEDGER_ENTRY} }}"
+)
+HOLD = (
+    "id ownerId operation quantity amount status nonce metadata createdOn expiresAt"
+    f" capture {{ {LEDGER_ENTRY} }}"
+)
+PAGE_INFO = "pageInfo { hasNextPage hasPreviousPage startCursor endCursor }"
+
+# What each union member is asked for. HoldNonceConflict's `existing` is a Hold, not an
+# entry, so it is aliased: the two `existing` fields could not share a response name.
+_MEMBER_SELECTIONS = {
+    "LedgerEntry": f"... on LedgerEntry {{ {LEDGER_ENTRY_LINKED} }}",
+    "Hold": f"... on Hold {{ {HOLD} }}",
+    "InsufficientCredits": "... on InsufficientCredits { balance required }",
+    "NonceConflict": f"... on NonceConflict {{ existing {{ {LEDGER_ENTRY_LINKED} }} }}",
+    "HoldNonceConflict": f"... on HoldNonceConflict {{ existingHold: existing {{ {HOLD} }} }}",
+    "InvalidInput": "... on InvalidInput { field }",
+    "LimitReached": "... on LimitReached { retryAfter }",
+    "HoldNotOpen": f"... on HoldNotOpen {{ hold {{ {HOLD} }} }}",
+    "AlreadyRefunded": f"... on AlreadyRefunded {{ refund {{ {LEDGER_ENTRY_LINKED} }} }}",
+}
+
+
+def _mutation_document(field: str, input_type: str, members: list[str]) -> str:
+    selections = " ".join(_MEMBER_SELECTIONS[m] for m in members if m in _MEMBER_SELECTIONS)
+    return (
+        f"mutation M($input: {input_type}!) {{ {field}(input: $input) {{"
+        f" __typename ... on LedgerError {{ code message }} {selections} }} }}"
+    )
+
+
+_ERRORS = ["InsufficientCredits", "NonceConflict", "HoldNonceConflict", "InvalidInput"]
+CREATE_ENTRY_FULL = _mutation_document(
+    "createEntry", "CreateEntryInput", ["LedgerEntry", *_ERRORS, "LimitReached"]
+)
+RESERVE_CREDITS = _mutation_document(
+    "reserveCredits", "ReserveCreditsInput", ["Hold", *_ERRORS, "LimitReached"]
+)
+CAPTURE_HOLD = _mutation_document(
+    "captureHold", "CaptureHoldInput", ["LedgerEntry", "HoldNotOpen", "InvalidInput"]
+)
+RELEASE_HOLD = _mutation_document("releaseHold", "ReleaseHoldInput", ["Hold", "HoldNotOpen"])
+REFUND_ENTRY = _mutation_document(
+    "refundEntry", "RefundEntryInput", ["LedgerEntry", "AlreadyRefunded", *_ERRORS]
+)
+
+HOLD_BY_ID = f"query H($id: ID!) {{ hold(id: $id) {{ {HOLD} }} }}"
+HOLDS_PAGE = (
+    "query Hs($ownerId: ID!, $status: HoldStatus, $first: Int, $after: String) {"
+    " holds(ownerId: $ownerId, status: $status, first: $first, after: $after) {"
+    f" edges {{ cursor node {{ {HOLD} }} }} {PAGE_INFO} }} }}"
+)
+FULL_BALANCE = (
+    "query B($ownerId: ID!, $at: DateTime) { balance(ownerId: $ownerId, at: $at)"
+    " { ownerId balance held available lastUpdated } }"
+)
+ENTRIES_BY_METADATA = (
+    "query E($ownerId: ID!, $metadata: JSON, $first: Int, $after: String,"
+    " $operation: HealthAIOperation) { entries(ownerId: $ownerId, metadata: $metadata,"
+    " first: $first, after: $after, operation: $operation) {"
+    f" edges {{ cursor node {{ {LEDGER_ENTRY_LINKED} }} }} {PAGE_INFO} }} }}"
+)
+
+# A sentinel for "leave the argument out", as distinct from sending null.
+OMITTED: Any = object()
+
+
+def _given(**values: Any) -> dict[str, Any]:
+    return {name: value for name, value in values.items() if value is not OMITTED}
+
+
+class Ledger:
+    """The issue-14 surface over a GraphQLClient: each method returns the mutation's
+    result (member fields plus __typename) or the query's data, asserting no errors."""
+
+    def __init__(self, client: GraphQLClient) -> None:
+        self.client = client
+
+    def mutate(self, document: str, field: str, **input_: Any) -> dict[str, Any]:
+        result: dict[str, Any] = self.client.data(document, input=_given(**input_))[field]
+        return result
+
+    def create(
+        self,
+        owner_id: str,
+        operation: str,
+        nonce: str,
+        quantity: Any = OMITTED,
+        metadata: Any = OMITTED,
+    ) -> dict[str, Any]:
+        return self.mutate(
+            CREATE_ENTRY_FULL,
+            "createEntry",
+            ownerId=owner_id,
+            operation=operation,
+            nonce=nonce,
+            quantity=quantity,
+            metadata=metadata,
+        )
+
+    def reserve(
+        self,
+        owner_id: str,
+        operation: str,
+        nonce: str,
+        quantity: Any = OMITTED,
+        expires_in: Any = OMITTED,
+        metadata: Any = OMITTED,
+    ) -> dict[str, Any]:
+        return self.mutate(
+            RESERVE_CREDITS,
+            "reserveCredits",
+            ownerId=owner_id,
+            operation=operation,
+            nonce=nonce,
+            quantity=quantity,
+            expiresIn=expires_in,
+            metadata=metadata,
+        )
+
+    def capture(
+        self, hold_id: str, quantity: Any = OMITTED, metadata: Any = OMITTED
+    ) -> dict[str, Any]:
+        return self.mutate(
+            CAPTURE_HOLD, "captureHold", holdId=hold_id, quantity=quantity, metadata=metadata
+        )
+
+    def release(self, hold_id: str) -> dict[str, Any]:
+        return self.mutate(RELEASE_HOLD, "releaseHold", holdId=hold_id)
+
+    def refund(self, entry_id: str, nonce: str, metadata: Any = OMITTED) -> dict[str, Any]:
+        return self.mutate(
+            REFUND_ENTRY, "refundEntry", entryId=entry_id, nonce=nonce, metadata=metadata
+        )
+
+    def hold(self, hold_id: str) -> dict[str, Any] | None:
+        found: dict[str, Any] | None = self.client.data(HOLD_BY_ID, id=hold_id)["hold"]
+        return found
+
+    def holds(
+        self, owner_id: str, status: Any = OMITTED, first: Any = OMITTED, after: Any = OMITTED
+    ) -> dict[str, Any]:
+        variables = _given(ownerId=owner_id, status=status, first=first, after=after)
+        page: dict[str, Any] = self.client.data(HOLDS_PAGE, **variables)["holds"]
+        return page
+
+    def balance(self, owner_id: str, at: Any = OMITTED) -> dict[str, Any]:
+        value: dict[str, Any] = self.client.data(FULL_BALANCE, **_given(ownerId=owner_id, at=at))[
+            "balance"
+        ]
+        return value
+
+    def books(self, owner_id: str) -> tuple[int, int, int]:
+        """(balance, held, available) now."""
+        value = self.balance(owner_id)
+        return value["balance"], value["held"], value["available"]
+
+    def entries(self, owner_id: str, **arguments: Any) -> dict[str, Any]:
+        page: dict[str, Any] = self.client.data(ENTRIES_BY_METADATA, ownerId=owner_id, **arguments)[
+            "entries"
+        ]
+        return page
+
+
+def entry_of(result: dict[str, Any]) -> dict[str, Any]:
+    """A LedgerEntry result without __typename and the refund links, to compare with the
+    plain entry fields another selection returned (a hold's capture, say)."""
+    return {k: v for k, v in result.items() if k not in ("__typename", "refundOf", "refundedBy")}
+
+
+def rows_of(url: str, owner_id: str) -> dict[str, list[Any]]:
+    """Every row the ledger stores for an owner, whole: entries, holds and its balance. Two
+    equal snapshots mean nothing was written, inserted or updated in between."""
+    found: dict[str, list[Any]] = {}
+    for table in ("entries", "holds", "balances"):
+        rows = sql(
+            url,
+            f"SELECT to_jsonb(t)::text FROM {table} t WHERE owner_id = :o ORDER BY 1",
+            o=owner_id,
+        )
+        found[table] = [row[0] for row in rows]
+    return found
+
+
+def count_rows(url: str, owner_id: str) -> tuple[int, int, int]:
+    """How many entries, holds and balance rows the owner has."""
+    found = rows_of(url, owner_id)
+    return len(found["entries"]), len(found["holds"]), len(found["balances"])
+
+
+def wait_for_database_clock(url: str, instant: str, timeout: float = 1.5) -> None:
+    """Returns once the database's clock has passed `instant` (an ISO 8601 string the API
+    gave, e.g. a hold's expiresAt); polled, never a fixed sleep."""
+    deadline = time.monotonic() + timeout
+    passed = "SELECT clock_timestamp() > CAST(CAST(:at AS text) AS timestamptz)"
+    while not sql(url, passed, at=instant)[0][0]:
+        assert time.monotonic() < deadline, f"the database clock did not reach {instant}"
+        time.sleep(0.02)
+
+
+def database_now(url: str) -> str:
+    """The database's clock now, as an ISO 8601 string the API accepts."""
+    value = sql(url, "SELECT clock_timestamp()")[0][0]
+    return str(value.isoformat())
+
+
+async def mutate_async(
+    http: httpx.AsyncClient, document: str, field: str, **input_: Any
+) -> dict[str, Any]:
+    """One of the new mutations over an async client, for tests that race many requests."""
+    response = await http.post(
+        "/graphql", json={"query": document, "variables": {"input": _given(**input_)}}
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert "errors" not in body, body
+    result: dict[str, Any] = body["data"][field]
+    return result

@@ -1,10 +1,12 @@
-"""A model-based test of createEntry: Hypothesis draws random sequences of writes (every
-healthai operation, several owners, fresh and reused nonces, service and end-user tokens,
-bad identifiers) and sends each through the real API on a fresh PostgreSQL database. A
-plain Python model of the ledger predicts every answer (the entry and its balanceAfter, the
-original entry of a replay, InsufficientCredits, NonceConflict, LimitReached,
-OperationNotAllowed, InvalidInput), and after every step the balances read through the API
-and the rows stored in the database must be exactly the model's."""
+"""A model-based test of the ledger's writes: Hypothesis draws random sequences of
+createEntry (every healthai operation, several owners, fresh and reused nonces, service and
+end-user tokens, bad identifiers), reserveCredits, captureHold (all or some), releaseHold,
+holds left to expire, and refundEntry, and sends each through the real API on a fresh
+PostgreSQL database. A plain Python model of the ledger predicts every answer (the entry
+and its balanceAfter, the hold, the original of a replay, InsufficientCredits against
+available, NonceConflict, HoldNonceConflict, HoldNotOpen, AlreadyRefunded, NotRefundable,
+LimitReached, OperationNotAllowed, InvalidInput), and after every step the balance, held and
+available read through the API and the rows stored in the database must be the model's."""
 
 import time
 import uuid
@@ -17,18 +19,31 @@ from typing import Any, ClassVar
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 from starlette.testclient import TestClient
 
 from graphql_ledger import Limit, Settings, create_app
 from healthai.operations import HealthAIOperation
 from tests.support import (
+    CAPTURE_HOLD,
+    CREATE_ENTRY_FULL,
+    REFUND_ENTRY,
+    RELEASE_HOLD,
+    RESERVE_CREDITS,
     ROOT,
     TEST_SECRET,
     create_entry_request,
     service_headers,
     sql,
     user_headers,
+    wait_for_database_clock,
 )
 
 # Hypothesis keeps its caches (the unicode tables behind st.characters) out of the tree.
@@ -43,11 +58,26 @@ SETTINGS = settings(
 )
 
 
-BALANCES = "query($ids: [ID!]!) { balances(ownerIds: $ids) { ownerId balance lastUpdated } }"
+BALANCES = (
+    "query($ids: [ID!]!) { balances(ownerIds: $ids)"
+    " { ownerId balance held available lastUpdated } }"
+)
+HOLDS_STORED = "SELECT count(*) FROM holds"
+
+# The entry fields createEntry's answers carry; other answers are compared on these.
+ENTRY_KEYS = ("id", "ownerId", "operation", "amount", "balanceAfter", "nonce", "createdOn")
+HOLD_KEYS = ("id", "ownerId", "operation", "quantity", "amount", "status", "nonce")
+
+# The operations a hold may reserve: spends without a limit.
+SPENDS = [op for op in HealthAIOperation if op.amount < 0 and op.limit is None]
+
+# Holds left to expire wait on the database clock (up to a second each): a budget per run
+# keeps the test's time bounded.
+EXPIRIES_PER_RUN = 4
 
 STORED = """
 SELECT o.owner_id, b.balance, e.id, e.nonce, e.operation, e.amount, e.balance_after,
-       (SELECT count(*) FROM entries)
+       (SELECT count(*) FROM entries), (SELECT count(*) FROM holds)
   FROM unnest(CAST(:owners AS text[])) AS o(owner_id)
   LEFT JOIN balances b ON b.owner_id = o.owner_id
   LEFT JOIN entries e ON e.owner_id = o.owner_id
@@ -110,6 +140,14 @@ class Run:
         self.outcomes[result["__typename"]] += 1
         return result
 
+    def mutate(self, document: str, name: str, **input_: Any) -> dict[str, Any]:
+        """One of the hold and refund mutations, as a backend service."""
+        body = self.post(service_headers("healthai"), document, input=input_)
+        assert "errors" not in body, body
+        result: dict[str, Any] = body["data"][name]
+        self.outcomes[f"{name}: {result['__typename']}"] += 1
+        return result
+
     def post(self, headers: dict[str, str], query: str, **variables: Any) -> dict[str, Any]:
         return self.send(headers, {"query": query, "variables": variables})
 
@@ -140,6 +178,15 @@ class LedgerMachine(RuleBasedStateMachine):
         self.balances = dict.fromkeys(self.owners, 0)
         self.entries: dict[tuple[str, str], dict[str, Any]] = {}
         self.nonces: set[str] = set()  # every nonce sent, granted or refused
+        # Holds by id, and the (owner, nonce) each claims; capture entries (their nonce is
+        # the hold's); each entry's kind and quantity; refunds by the id they refund.
+        self.holds: dict[str, dict[str, Any]] = {}
+        self.hold_nonces: dict[tuple[str, str], str] = {}
+        self.captures: dict[str, tuple[int | None, dict[str, Any]]] = {}
+        self.kinds: dict[str, str] = {}
+        self.quantities: dict[str, int] = {}
+        self.refunds: dict[str, dict[str, Any]] = {}
+        [(self.earlier_holds,)] = sql(self.run.database, HOLDS_STORED)
         self.service = service_headers("healthai")
         # Entries of earlier examples; this one's are counted in `written`.
         [(self.earlier,)] = sql(self.run.database, "SELECT count(*) FROM entries")
@@ -160,10 +207,49 @@ class LedgerMachine(RuleBasedStateMachine):
     # -- the model -----------------------------------------------------------------------
 
     def owner_entries(self, owner_id: str) -> list[dict[str, Any]]:
+        captured = [entry for _, entry in self.captures.values()]
         return sorted(
-            (entry for (owner, _), entry in self.entries.items() if owner == owner_id),
+            [entry for (owner, _), entry in self.entries.items() if owner == owner_id]
+            + [entry for entry in captured if entry["ownerId"] == owner_id],
             key=lambda entry: int(entry["id"]),
         )
+
+    def held(self, owner_id: str) -> int:
+        return sum(
+            -hold["amount"]
+            for hold in self.holds.values()
+            if hold["ownerId"] == owner_id and hold["status"] == "OPEN"
+        )
+
+    def available(self, owner_id: str) -> int:
+        return self.balances[owner_id] - self.held(owner_id)
+
+    def book(self, entry: dict[str, Any], kind: str, quantity: int) -> dict[str, Any]:
+        """Checks a new entry's place in its owner's books and records it; its fields."""
+        owner_id = entry["ownerId"]
+        assert int(entry["id"]) > self.run.newest_id
+        assert entry["balanceAfter"] == self.balances[owner_id] + entry["amount"] >= 0
+        assert (entry["kind"], entry["quantity"]) == (kind, quantity), entry
+        self.run.newest_id = int(entry["id"])
+        self.written += 1
+        self.run.figures["entries written"] += 1
+        self.balances[owner_id] = entry["balanceAfter"]
+        self.kinds[entry["id"]] = kind
+        self.quantities[entry["id"]] = quantity
+        return {key: entry[key] for key in ENTRY_KEYS}
+
+    def check_insufficient(self, result: dict[str, Any], owner_id: str, required: int) -> None:
+        assert result == {
+            "__typename": "InsufficientCredits",
+            "code": "INSUFFICIENT_CREDITS",
+            "message": result["message"],
+            "balance": self.available(owner_id),
+            "required": required,
+        }
+
+    def check_hold_not_open(self, result: dict[str, Any], hold: dict[str, Any]) -> None:
+        assert (result["__typename"], result["code"]) == ("HoldNotOpen", "HOLD_NOT_OPEN"), result
+        assert {key: result["hold"][key] for key in HOLD_KEYS} == hold
 
     def check_write(
         self, owner_id: str, operation: HealthAIOperation, nonce: str, result: dict[str, Any]
@@ -171,6 +257,12 @@ class LedgerMachine(RuleBasedStateMachine):
         """Checks the answer to a write the caller may make, and applies it to the model."""
         self.run.figures["writes"] += 1
         name = operation.name
+        if (owner_id, nonce) in self.hold_nonces:  # one nonce space: a hold has it
+            assert (result["__typename"], result["code"]) == (
+                "HoldNonceConflict",
+                "NONCE_CONFLICT",
+            ), result
+            return
         existing = self.entries.get((owner_id, nonce))
         if existing is not None:
             if existing["operation"] == name:
@@ -183,7 +275,11 @@ class LedgerMachine(RuleBasedStateMachine):
             return
 
         today = datetime.now(UTC).date()
-        used = [e for e in self.owner_entries(owner_id) if e["operation"] == name]
+        used = [
+            e
+            for e in self.owner_entries(owner_id)
+            if e["operation"] == name and self.kinds[e["id"]] == "OPERATION"
+        ]
         if operation.limit is Limit.ONCE and used:
             assert (result["__typename"], result["code"]) == ("LimitReached", "LIMIT_REACHED")
             assert result["retryAfter"] is None, result
@@ -196,14 +292,8 @@ class LedgerMachine(RuleBasedStateMachine):
             return
 
         balance = self.balances[owner_id]
-        if balance + operation.amount < 0:
-            assert result == {
-                "__typename": "InsufficientCredits",
-                "code": "INSUFFICIENT_CREDITS",
-                "message": result["message"],
-                "balance": balance,
-                "required": -operation.amount,
-            }
+        if self.available(owner_id) + operation.amount < 0:  # spends count against available
+            self.check_insufficient(result, owner_id, -operation.amount)
             return
 
         assert result["__typename"] == "LedgerEntry", result
@@ -223,6 +313,8 @@ class LedgerMachine(RuleBasedStateMachine):
         self.run.figures["entries written"] += 1
         self.balances[owner_id] = entry["balanceAfter"]
         self.entries[(owner_id, nonce)] = entry
+        self.kinds[entry["id"]] = "OPERATION"
+        self.quantities[entry["id"]] = 1
 
     def check_not_allowed(self, result: dict[str, Any]) -> None:
         assert result == {
@@ -309,6 +401,222 @@ class LedgerMachine(RuleBasedStateMachine):
             "field": bad_field,
         }
 
+    # -- holds and refunds ---------------------------------------------------------------
+
+    @initialize(credits=st.lists(st.integers(0, 4), min_size=3, max_size=3))
+    def owners_start_with_some_credits(self, credits: list[int]) -> None:
+        """CREDIT_ADD of a few units (quantity), so that holds are not all refused."""
+        for owner_id, quantity in zip(self.owners, credits, strict=True):
+            if quantity == 0:
+                continue
+            nonce = f"funding-{uuid.uuid4().hex}"  # never drawn: no replay to predict
+            result = self.run.mutate(
+                CREATE_ENTRY_FULL,
+                "createEntry",
+                ownerId=owner_id,
+                operation="CREDIT_ADD",
+                nonce=nonce,
+                quantity=quantity,
+            )
+            assert result["__typename"] == "LedgerEntry", result
+            assert (result["amount"], result["nonce"]) == (10 * quantity, nonce)
+            self.entries[(owner_id, nonce)] = self.book(result, "OPERATION", quantity)
+
+    def check_reserve(
+        self,
+        owner_id: str,
+        operation: HealthAIOperation,
+        quantity: int,
+        nonce: str,
+        result: dict[str, Any],
+    ) -> dict[str, Any] | None:
+        """Checks a reserve's answer and records a new hold; the hold granted, if any."""
+        existing = self.entries.get((owner_id, nonce))
+        if existing is not None:
+            assert (result["__typename"], result["code"]) == ("NonceConflict", "NONCE_CONFLICT")
+            assert {key: result["existing"][key] for key in ENTRY_KEYS} == existing
+            return None
+        if (owner_id, nonce) in self.hold_nonces:
+            hold = self.holds[self.hold_nonces[(owner_id, nonce)]]
+            if (hold["operation"], hold["quantity"]) == (operation.name, quantity):
+                assert result["__typename"] == "Hold", result
+                assert {key: result[key] for key in HOLD_KEYS} == hold, "a replay"
+                self.run.outcomes["of which hold replays"] += 1
+            else:
+                assert (result["__typename"], result["code"]) == (
+                    "HoldNonceConflict",
+                    "NONCE_CONFLICT",
+                ), result
+                assert {key: result["existingHold"][key] for key in HOLD_KEYS} == hold
+            return None
+        amount = operation.amount * quantity
+        if self.available(owner_id) + amount < 0:
+            self.check_insufficient(result, owner_id, -amount)
+            return None
+        assert result["__typename"] == "Hold", result
+        hold = {key: result[key] for key in HOLD_KEYS}
+        assert hold == {
+            "id": hold["id"],
+            "ownerId": owner_id,
+            "operation": operation.name,
+            "quantity": quantity,
+            "amount": amount,
+            "status": "OPEN",
+            "nonce": nonce,
+        }
+        assert result["capture"] is None
+        self.holds[hold["id"]] = hold
+        self.hold_nonces[(owner_id, nonce)] = hold["id"]
+        self.run.figures["holds reserved"] += 1
+        return hold
+
+    @rule(
+        owner=st.integers(0, 2),
+        operation=st.sampled_from(SPENDS),
+        quantity=st.integers(1, 3),
+        data=st.data(),
+    )
+    def a_service_reserves_credits(
+        self, owner: int, operation: HealthAIOperation, quantity: int, data: st.DataObject
+    ) -> None:
+        owner_id, nonce = self.owners[owner], self.draw_nonce(data)
+        result = self.run.mutate(
+            RESERVE_CREDITS,
+            "reserveCredits",
+            ownerId=owner_id,
+            operation=operation.name,
+            nonce=nonce,
+            quantity=quantity,
+        )
+        self.check_reserve(owner_id, operation, quantity, nonce, result)
+
+    @precondition(lambda self: bool(self.holds))
+    @rule(data=st.data())
+    def a_service_captures_a_hold(self, data: st.DataObject) -> None:
+        hold = self.holds[data.draw(st.sampled_from(sorted(self.holds)), label="hold")]
+        reserved = hold["quantity"]
+        valid = st.one_of(st.none(), st.integers(1, reserved))
+        if hold["status"] == "OPEN":
+            asked = data.draw(st.one_of(valid, st.sampled_from([0, reserved + 1])), label="q")
+        else:
+            asked = data.draw(valid, label="quantity")
+        if hold["id"] in self.captures:
+            first, _ = self.captures[hold["id"]]
+            # Leaving the quantity out and naming all of it are one capture: send the same.
+            if (asked or reserved) == (first or reserved):
+                asked = first
+        input_ = {"holdId": hold["id"]} | ({} if asked is None else {"quantity": asked})
+        result = self.run.mutate(CAPTURE_HOLD, "captureHold", **input_)
+
+        if hold["status"] == "CAPTURED" and self.captures[hold["id"]][0] == asked:
+            assert result["__typename"] == "LedgerEntry", result
+            assert {key: result[key] for key in ENTRY_KEYS} == self.captures[hold["id"]][1]
+            return
+        if hold["status"] != "OPEN":
+            self.check_hold_not_open(result, hold)
+            return
+        quantity = reserved if asked is None else asked
+        if not 1 <= quantity <= reserved:
+            assert (result["__typename"], result["field"]) == ("InvalidInput", "quantity")
+            return
+        assert result["__typename"] == "LedgerEntry", result
+        amount = hold["amount"] // reserved * quantity
+        assert (result["operation"], result["amount"], result["nonce"]) == (
+            hold["operation"],
+            amount,
+            hold["nonce"],
+        )
+        hold["status"] = "CAPTURED"  # before booking: the hold no longer counts in held
+        entry = self.book(result, "CAPTURE", quantity)
+        self.captures[hold["id"]] = (asked, entry)
+        self.run.figures["holds captured"] += 1
+
+    @precondition(lambda self: bool(self.holds))
+    @rule(data=st.data())
+    def a_service_releases_a_hold(self, data: st.DataObject) -> None:
+        hold = self.holds[data.draw(st.sampled_from(sorted(self.holds)), label="hold")]
+        result = self.run.mutate(RELEASE_HOLD, "releaseHold", holdId=hold["id"])
+        if hold["status"] in ("CAPTURED", "EXPIRED"):
+            self.check_hold_not_open(result, hold)
+            return
+        hold["status"] = "RELEASED"  # releasing a released hold answers it again
+        assert result["__typename"] == "Hold", result
+        assert {key: result[key] for key in HOLD_KEYS} == hold
+        assert result["capture"] is None
+
+    @precondition(lambda self: self.run.figures["holds left to expire"] < EXPIRIES_PER_RUN)
+    @rule(owner=st.integers(0, 2), operation=st.sampled_from(SPENDS), quantity=st.integers(1, 2))
+    def a_hold_is_left_to_expire(
+        self, owner: int, operation: HealthAIOperation, quantity: int
+    ) -> None:
+        owner_id, nonce = self.owners[owner], f"expiring-{uuid.uuid4().hex}"
+        result = self.run.mutate(
+            RESERVE_CREDITS,
+            "reserveCredits",
+            ownerId=owner_id,
+            operation=operation.name,
+            nonce=nonce,
+            quantity=quantity,
+            expiresIn=1,
+        )
+        hold = self.check_reserve(owner_id, operation, quantity, nonce, result)
+        if hold is None:
+            return
+        self.run.figures["holds left to expire"] += 1
+        wait_for_database_clock(self.run.database, result["expiresAt"])
+        hold["status"] = "EXPIRED"
+
+    @precondition(lambda self: bool(self.kinds))
+    @rule(data=st.data())
+    def a_service_refunds_an_entry(self, data: st.DataObject) -> None:
+        # Not entries of a limited operation: whether a refund gives the limit back is not
+        # the contract's to say.
+        limited = {op.name for op in OPERATIONS if op.limit is not None}
+        candidates = sorted(
+            (entry for entry in self.all_entries() if entry["operation"] not in limited),
+            key=lambda entry: int(entry["id"]),
+        )
+        if not candidates:
+            return
+        original = data.draw(st.sampled_from(candidates), label="entry")
+        owner_id, refund = original["ownerId"], self.refunds.get(original["id"])
+        replay = refund is not None and data.draw(st.booleans(), label="replay")
+        nonce = refund["nonce"] if replay and refund else f"refund-{uuid.uuid4().hex}"
+        result = self.run.mutate(REFUND_ENTRY, "refundEntry", entryId=original["id"], nonce=nonce)
+
+        if self.kinds[original["id"]] == "REFUND":
+            assert (result["__typename"], result["code"]) == ("NotRefundable", "NOT_REFUNDABLE")
+            return
+        if refund is not None:
+            if replay:
+                assert result["__typename"] == "LedgerEntry", result
+                assert {key: result[key] for key in ENTRY_KEYS} == refund
+            else:
+                assert (result["__typename"], result["code"]) == (
+                    "AlreadyRefunded",
+                    "ALREADY_REFUNDED",
+                ), result
+                assert {key: result["refund"][key] for key in ENTRY_KEYS} == refund
+            return
+        amount = -original["amount"]
+        if amount < 0 and self.available(owner_id) + amount < 0:
+            self.check_insufficient(result, owner_id, -amount)
+            return
+        assert result["__typename"] == "LedgerEntry", result
+        assert (result["operation"], result["amount"], result["nonce"]) == (
+            original["operation"],
+            amount,
+            nonce,
+        )
+        assert result["refundOf"]["id"] == original["id"]
+        entry = self.book(result, "REFUND", self.quantities[original["id"]])
+        self.entries[(owner_id, nonce)] = entry
+        self.refunds[original["id"]] = entry
+        self.run.figures["refunds"] += 1
+
+    def all_entries(self) -> list[dict[str, Any]]:
+        return [entry for owner_id in self.owners for entry in self.owner_entries(owner_id)]
+
     # -- invariants ----------------------------------------------------------------------
 
     @invariant()
@@ -320,7 +628,13 @@ class LedgerMachine(RuleBasedStateMachine):
             created = [e["createdOn"] for e in entries]
             newest = max(created, default=None, key=datetime.fromisoformat)
             expected.append(
-                {"ownerId": owner_id, "balance": self.balances[owner_id], "lastUpdated": newest}
+                {
+                    "ownerId": owner_id,
+                    "balance": self.balances[owner_id],
+                    "held": self.held(owner_id),
+                    "available": self.available(owner_id),
+                    "lastUpdated": newest,
+                }
             )
         assert answer == {"data": {"balances": expected}}
 
@@ -329,6 +643,7 @@ class LedgerMachine(RuleBasedStateMachine):
         rows = sql(self.run.database, STORED, owners=self.owners)
         self.run.figures["database checks"] += 1
         assert rows[0][7] == self.earlier + self.written, "the model wrote no such entry"
+        assert rows[0][8] == self.earlier_holds + len(self.holds), "the model reserved no such hold"
         for owner_id in self.owners:
             mine = [row for row in rows if row[0] == owner_id]
             stored = {row[1] for row in mine}
@@ -370,6 +685,8 @@ def test_random_create_entry_sequences_answer_exactly_as_a_model_of_the_ledger_p
                 f" model predicted, {counts['requests']} requests sent,"
                 f" {counts['entries written']} entries written,"
                 f" {counts['entry rows checked']} entry rows checked against the model in"
-                f" {counts['database checks']} database checks,"
+                f" {counts['database checks']} database checks, {counts['holds reserved']}"
+                f" holds ({counts['holds captured']} captured, {counts['holds left to expire']}"
+                f" left to expire), {counts['refunds']} refunds,"
                 f" in {time.perf_counter() - started:.1f} s; answers: {answers}"
             )
