@@ -25,6 +25,7 @@ from graphql_ledger.schema.types import (
     LimitReached,
     OperationNotAllowed,
     PageInfo,
+    page_info,
 )
 
 __all__ = ["EntryTypes", "entry_types"]
@@ -157,13 +158,11 @@ def entry_types(operations: type[LedgerOperation]) -> EntryTypes:
                 LedgerEntryEdge(cursor=query.cursor(e), node=LedgerEntry.of(e))
                 for e in page.entries
             ]
+            cursors = [edge.cursor for edge in edges]
             return cls(
                 edges=edges,
-                page_info=PageInfo(
-                    has_next_page=page.has_next_page,
-                    has_previous_page=query.after is not None,
-                    start_cursor=edges[0].cursor if edges else None,
-                    end_cursor=edges[-1].cursor if edges else None,
+                page_info=page_info(
+                    cursors, has_next=page.has_next_page, has_previous=query.after is not None
                 ),
             )
 

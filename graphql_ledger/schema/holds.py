@@ -28,6 +28,7 @@ from graphql_ledger.schema.types import (
     NotRefundable,
     OperationNotAllowed,
     PageInfo,
+    page_info,
 )
 
 __all__ = ["HoldTypes", "hold_types"]
@@ -149,14 +150,10 @@ def _hold_type(entries: EntryTypes) -> tuple[Any, Any]:
         @classmethod
         def of(cls, found: list[holds.Hold], has_next: bool, after: int | None) -> "HoldConnection":
             edges = [HoldEdge(cursor=holds.hold_cursor(h), node=Hold.of(h)) for h in found]
+            cursors = [edge.cursor for edge in edges]
             return cls(
                 edges=edges,
-                page_info=PageInfo(
-                    has_next_page=has_next,
-                    has_previous_page=after is not None,
-                    start_cursor=edges[0].cursor if edges else None,
-                    end_cursor=edges[-1].cursor if edges else None,
-                ),
+                page_info=page_info(cursors, has_next=has_next, has_previous=after is not None),
             )
 
     return Hold, HoldConnection

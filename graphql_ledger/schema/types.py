@@ -24,6 +24,7 @@ __all__ = [
     "NotRefundable",
     "OperationNotAllowed",
     "PageInfo",
+    "page_info",
 ]
 
 EntryKind = strawberry.enum(
@@ -76,6 +77,16 @@ class Balance:
             held=record.held,
             available=record.available,
         )
+
+
+def page_info(cursors: list[str], *, has_next: bool, has_previous: bool) -> PageInfo:
+    """The PageInfo of a page whose edges have these cursors, in order."""
+    return PageInfo(
+        has_next_page=has_next,
+        has_previous_page=has_previous,
+        start_cursor=cursors[0] if cursors else None,
+        end_cursor=cursors[-1] if cursors else None,
+    )
 
 
 @strawberry.interface(description="A refusal: nothing was written.")
