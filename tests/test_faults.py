@@ -44,6 +44,7 @@ SERVICE = service_headers("healthai")
 BALANCE = "query($o: ID!) { balance(ownerId: $o) { ownerId balance } }"
 
 Key = tuple[str, str]  # owner id, nonce
+Request = tuple[str, str, str, float]  # owner id, operation, nonce, first attempt's timeout
 
 
 @dataclass
@@ -77,13 +78,16 @@ async def send_until_answered(
     tally: Tally,
     *,
     first_timeout: float = 30.0,
+    start: int | None = None,
 ) -> dict[str, Any]:
     """Sends one createEntry the way a careful backend does: when no answer comes (a
     timeout, a lost connection, SERVICE_UNAVAILABLE), it repeats the same request, with
-    the same nonce, on the next server, until the ledger answers."""
+    the same nonce, on the next server, until the ledger answers. It starts on the server
+    `start` names, or one at random."""
     key = (owner_id, nonce)
     body = create_entry_request(owner_id, operation, nonce)
-    start = random.randrange(len(clients))
+    if start is None:
+        start = random.randrange(len(clients))
     for attempt in range(200):
         client = clients[(start + attempt) % len(clients)]
         if attempt:
@@ -210,17 +214,30 @@ def test_a_server_killed_mid_load_loses_nothing_and_applies_nothing_twice(
                         )
                         answered += 1
 
-                async def crash() -> None:
+                async def crash(probe: Request, a_probe: httpx.AsyncClient) -> None:
+                    nonlocal answered
                     while answered < CRASH_REQUESTS * 0.4:
                         await asyncio.sleep(0.01)
                     assert first.process is not None
                     async with writes_held(url) as writes_waiting:
-                        # Sent after the lock was taken, a first attempt cannot be answered
-                        # until it goes: one sent to the first server is certainly in flight.
+                        # Sent after the lock was taken, a first attempt of a new nonce
+                        # cannot be answered until it goes. The load's own requests may all
+                        # be waiting already (their slots full), so the last request of the
+                        # load is sent now, on a client of its own, to the first server: it
+                        # is certainly in flight there when the kill lands.
                         tally.awaiting.setdefault(a, set()).clear()
-                        while not (await writes_waiting() and tally.awaiting[a]):
+                        tally.awaiting.setdefault(a_probe, set()).clear()
+                        owner_id, operation, nonce, _ = probe
+                        probed = asyncio.create_task(
+                            send_until_answered(
+                                [a_probe, b], owner_id, operation, nonce, tally, start=0
+                            )
+                        )
+                        while not (await writes_waiting() and tally.awaiting[a_probe]):
                             await asyncio.sleep(0.01)
-                        held_at_the_kill.append(len(tally.awaiting[a]))
+                        held_at_the_kill.append(
+                            len(tally.awaiting[a_probe]) + len(tally.awaiting[a])
+                        )
                         first.process.send_signal(signal.SIGKILL)
                         kills.append(time.monotonic())
                         await asyncio.to_thread(first.process.wait)
@@ -230,8 +247,13 @@ def test_a_server_killed_mid_load_loses_nothing_and_applies_nothing_twice(
                     # with the others).
                     again = ServerProcess(first.args, first.env, first.ports)
                     await asyncio.to_thread(stack.enter_context, again)
+                    await probed
+                    answered += 1
 
-                await asyncio.gather(crash(), *(one(*request) for request in load))
+                async with httpx.AsyncClient(base_url=first.url(), headers=SERVICE) as a_probe:
+                    await asyncio.gather(
+                        crash(load[-1], a_probe), *(one(*request) for request in load[:-1])
+                    )
 
         started = time.monotonic()
         asyncio.run(run())
