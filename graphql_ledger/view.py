@@ -36,6 +36,7 @@ from graphql_ledger.graphiql import GraphiQLAssets
 from graphql_ledger.middleware import OPERATION, OUTCOME, graphql_error_response, report_operation
 from graphql_ledger.persisted import PersistedQueries, PersistedQueryNotFound
 from graphql_ledger.schema import LedgerContext, LedgerSchema, OperationRecord
+from graphql_ledger.storage import LedgerPosition, parse_position
 
 __all__ = ["LedgerGraphQL"]
 
@@ -43,6 +44,7 @@ logger = logging.getLogger(__name__)
 
 _HTTP_ERROR_CODES = {400: "BAD_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
 _JSON = "application/json"
+_POSITION_HEADER = "x-ledger-position"
 _PERSISTED_QUERY_NOT_FOUND: GraphQLFormattedError = {
     "message": "PersistedQueryNotFound",
     "extensions": {"code": "PERSISTED_QUERY_NOT_FOUND"},
@@ -73,6 +75,29 @@ def _get_parameters(request: Request) -> dict[str, Any]:
             except orjson.JSONDecodeError:
                 raise HTTPException(400, f"{name} is not valid JSON") from None
     return parameters
+
+
+def _position(request: Request, body: dict[str, Any]) -> LedgerPosition:
+    """What the request's reads must see: the position its client sent back, in the
+    X-Ledger-Position header or its own `extensions.ledgerPosition` (the later of the two)."""
+    extensions = body.get("extensions")
+    sent = [
+        request.headers.get(_POSITION_HEADER),
+        extensions.get("ledgerPosition") if isinstance(extensions, dict) else None,
+    ]
+    position = LedgerPosition()
+    for token in sent:
+        if token is None:
+            continue
+        try:
+            position.advance(parse_position(token.strip() if isinstance(token, str) else ""))
+        except ValueError:
+            raise HTTPException(
+                400,
+                f"{token!r} is not a ledger position: send back the ledgerPosition (the "
+                "X-Ledger-Position header) of an earlier response, as it came, like 0/16B3748",
+            ) from None
+    return position
 
 
 def _media_type(request: Request) -> str:
@@ -202,8 +227,13 @@ class LedgerGraphQL(GraphQL[LedgerContext, None]):
         def record(operation: OperationRecord) -> None:
             request.scope["state"][OPERATION] = operation
 
+        position = _position(request, body)
         context = LedgerContext(
-            state.repository, principal, observe=state.observe_outcome, record=record
+            state.repository,
+            principal,
+            observe=state.observe_outcome,
+            record=record,
+            position=position,
         )
         try:
             result = await self.schema.execute(
@@ -222,7 +252,13 @@ class LedgerGraphQL(GraphQL[LedgerContext, None]):
         answer: dict[str, Any] = {"data": result.data}
         if result.errors:
             answer["errors"] = [error.formatted for error in result.errors]
-        return Response(orjson.dumps(answer), media_type=_JSON)
+        if (token := position.token) is None:
+            return Response(orjson.dumps(answer), media_type=_JSON)
+        # Sent back, the position makes a later read see what this request wrote or saw.
+        answer["extensions"] = {"ledgerPosition": token}
+        return Response(
+            orjson.dumps(answer), media_type=_JSON, headers={"X-Ledger-Position": token}
+        )
 
     async def _serve_websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.open_websockets >= self.max_websockets:
