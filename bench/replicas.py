@@ -11,10 +11,12 @@ import sys
 import uuid
 
 import httpx2 as httpx
+import psutil
 
 from bench.run import (
     OWNERS,
     READY,
+    SECONDS,
     SECRET,
     Load,
     app_env,
@@ -36,9 +38,13 @@ LOADS = [
 ]
 
 
-def measure() -> dict[tuple[str, str], Load]:
-    """Each load on one worker against the primary alone, then with the standby."""
-    loads: dict[tuple[str, str], Load] = {}
+Loads = dict[tuple[str, str], tuple[Load, float]]  # (scenario, target): load, CPU µs/request
+
+
+def measure() -> Loads:
+    """Each load on one worker against the primary alone, then with the standby: wrk's
+    figures, and the app's CPU per request (steadier than req/s on a shared machine)."""
+    loads: Loads = {}
     primary = PrivatePostgres()
     try:
         url = primary.url("ledger_bench")
@@ -57,9 +63,14 @@ def measure() -> dict[tuple[str, str], Load]:
     return loads
 
 
-def _measure_target(loads: dict[tuple[str, str], Load], target: str, env: dict[str, str]) -> None:
+def _cpu_seconds(root: psutil.Process) -> float:
+    processes = [root, *root.children(recursive=True)]
+    return sum(sum(p.cpu_times()[:2]) for p in processes if p.is_running())
+
+
+def _measure_target(loads: Loads, target: str, env: dict[str, str]) -> None:
     token = issue_token(SECRET, "healthai", "bench", service=True, ttl=3600)
-    with server(uvicorn("healthai.app:app", 1), env, READY) as (base, _):
+    with server(uvicorn("healthai.app:app", 1), env, READY) as (base, root):
         position = _position_of_a_write(base, token)
         for scenario, script, scenario_env in LOADS:
             run_env = {**scenario_env, "BENCH_TOKEN": token}
@@ -67,9 +78,12 @@ def _measure_target(loads: dict[tuple[str, str], Load], target: str, env: dict[s
                 if position is None:
                     continue  # no replica: writes carry no position
                 run_env["BENCH_POSITION"] = position
-            wrk(base, script, run_env, seconds=1)  # warm up
-            loads[(scenario, target)] = load = wrk(base, script, run_env)
-            print(f"  {scenario:40} {target:18} {load.rps:8.0f} req/s", flush=True)
+            wrk(base, script, run_env, seconds=3)  # warm up (the standby's cache too)
+            before = _cpu_seconds(root)
+            load = wrk(base, script, run_env)
+            cpu = (_cpu_seconds(root) - before) / (load.rps * SECONDS) * 1e6
+            loads[(scenario, target)] = load, cpu
+            print(f"  {scenario:40} {target:18} {load.rps:8.0f} req/s {cpu:6.0f} µs", flush=True)
 
 
 def _position_of_a_write(base: str, token: str) -> str | None:
@@ -87,26 +101,25 @@ def _position_of_a_write(base: str, token: str) -> str | None:
     return response.headers.get("X-Ledger-Position")
 
 
-def render(loads: dict[tuple[str, str], Load]) -> list[str]:
+def render(loads: Loads) -> list[str]:
     """The scenario's table, for bench/RESULTS.md."""
     lines = [
         "## Reads on a streaming replica (one worker, replica on the same machine)",
         "",
-        "| scenario | target | req/s | p50 ms | p99 ms | vs primary only |",
-        "|---|---|---:|---:|---:|---:|",
+        "| scenario | target | req/s | p50 ms | p99 ms | vs primary only | app CPU µs/request |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
     for scenario, _, _ in LOADS:
-        alone = loads.get((scenario, "primary only"))
+        alone = loads.get((scenario, "primary only")) or loads.get(("balance", "primary only"))
         for target in ("primary only", "with one replica"):
-            load = loads.get((scenario, target))
-            if load is None:
+            if (scenario, target) not in loads:
                 continue
+            load, cpu = loads[(scenario, target)]
             errors = f" ({load.errors} errors)" if load.errors else ""
-            base = alone or loads.get(("balance", "primary only"))
-            ratio = f"{load.rps / base.rps:.0%}" if base and target != "primary only" else ""
+            ratio = f"{load.rps / alone[0].rps:.0%}" if alone and target != "primary only" else ""
             lines.append(
                 f"| {scenario} | {target}{errors} | {load.rps:,.0f} | {load.p50:.1f} | "
-                f"{load.p99:.1f} | {ratio} |"
+                f"{load.p99:.1f} | {ratio} | {cpu:,.0f} |"
             )
     return lines
 
