@@ -177,8 +177,7 @@ class ReadReplicas:
             return
         positions = self._primary_positions
         positions.append((now, parse_position(position)))
-        # Keep the newest sample older than the lag window: it bounds the window's start.
-        while len(positions) > 1 and positions[1][0] <= now - self.max_lag:
+        while positions[0][0] < now - self.max_lag:  # only the lag window's samples count
             positions.popleft()
 
     async def _probe(self, replica: Replica, now: float) -> None:
@@ -196,14 +195,13 @@ class ReadReplicas:
     def fresh_floor(self, now: float) -> int | None:
         """What a replica must have replayed to serve a read without a position: the
         primary's position as sampled `max_lag` seconds ago (the oldest sample since then,
-        which can only be later, so the bound holds); None before the first sample."""
-        positions = self._primary_positions
-        if not positions:
-            return None
-        for sampled_at, position in positions:
+        which can only be later, so the bound holds). None when no sample is that recent
+        (before the first, or while the primary does not answer): then nobody knows how
+        far behind a replica is, and the primary serves."""
+        for sampled_at, position in self._primary_positions:
             if sampled_at >= now - self.max_lag:
                 return position
-        return positions[-1][1]
+        return None
 
     def candidates(self, now: float) -> list[Replica]:
         """The replicas fresh enough to serve now, each in turn first."""
