@@ -80,24 +80,30 @@ def _get_parameters(request: Request) -> dict[str, Any]:
 def _position(request: Request, body: dict[str, Any]) -> LedgerPosition:
     """What the request's reads must see: the position its client sent back, in the
     X-Ledger-Position header or its own `extensions.ledgerPosition` (the later of the two)."""
-    extensions = body.get("extensions")
-    sent = [
-        request.headers.get(_POSITION_HEADER),
-        extensions.get("ledgerPosition") if isinstance(extensions, dict) else None,
-    ]
     position = LedgerPosition()
-    for token in sent:
-        if token is None:
-            continue
-        try:
-            position.advance(parse_position(token.strip() if isinstance(token, str) else ""))
-        except ValueError:
-            raise HTTPException(
-                400,
-                f"{token!r} is not a ledger position: send back the ledgerPosition (the "
-                "X-Ledger-Position header) of an earlier response, as it came, like 0/16B3748",
-            ) from None
+    for token in (request.headers.get(_POSITION_HEADER), _extension_position(body)):
+        if token is not None:
+            try:
+                position.advance(_sent_position(token))
+            except ValueError as refusal:
+                raise HTTPException(400, str(refusal)) from None
     return position
+
+
+def _extension_position(payload: dict[str, Any]) -> object:
+    extensions = payload.get("extensions")
+    return extensions.get("ledgerPosition") if isinstance(extensions, dict) else None
+
+
+def _sent_position(token: object) -> int:
+    """A position a client sent back; ValueError, in the client's terms, for anything else."""
+    try:
+        return parse_position(token.strip() if isinstance(token, str) else "")
+    except ValueError:
+        raise ValueError(
+            f"{token!r} is not a ledger position: send back the ledgerPosition (the "
+            "X-Ledger-Position header) of an earlier response, as it came, like 0/16B3748"
+        ) from None
 
 
 def _media_type(request: Request) -> str:
@@ -112,7 +118,8 @@ def _unsupported_content_type(request: Request) -> str:
 
 
 class _TransportWSHandler(BaseGraphQLTransportWSHandler[LedgerContext, None]):
-    """graphql-transport-ws with Apollo's persisted queries, as over HTTP."""
+    """graphql-transport-ws with Apollo's persisted queries and positions to read at
+    (`extensions.ledgerPosition`), as over HTTP."""
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         payload: dict[str, Any] = dict(message.get("payload") or {})
@@ -126,6 +133,15 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler[LedgerContext, None]):
             await self._refuse(message["id"], _PERSISTED_QUERY_NOT_FOUND)
             return
         payload["query"] = query
+        if (token := _extension_position(payload)) is not None:
+            # A connection's reads already follow its own writes; this brings in another's.
+            try:
+                self.context.position.advance(_sent_position(token))
+            except ValueError as refusal:
+                await self._refuse(
+                    message["id"], {"message": str(refusal), "extensions": {"code": "BAD_REQUEST"}}
+                )
+                return
         await super().handle_subscribe(cast(SubscribeMessage, {**message, "payload": payload}))
 
     async def _refuse(self, operation_id: str, error: GraphQLFormattedError) -> None:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
@@ -220,6 +221,37 @@ def test_with_replay_paused_reads_with_a_position_are_answered_by_the_primary(
     )
     assert on_standby == 0
     assert on_primary >= 10 + 10  # each write's, and each read
+
+
+def over_websocket(client: GraphQLClient, payload: dict[str, Any]) -> dict[str, Any]:
+    """The one message answering a subscribe of `payload` on a new WebSocket."""
+    with client.http.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as ws:
+        ws.send_json({"type": "connection_init", "payload": service_headers("healthai")})
+        assert ws.receive_json() == {"type": "connection_ack"}
+        ws.send_json({"id": "1", "type": "subscribe", "payload": payload})
+        message: dict[str, Any] = ws.receive_json()
+        return message
+
+
+def test_a_websocket_query_naming_a_position_reads_at_it(replicated: Replicated) -> None:
+    """With replay paused, the standby would answer a read that names no position with
+    what it had; one that names the write's is answered with the write."""
+    owner = f"owner-{uuid.uuid4()}"
+    query = {"query": BALANCE, "variables": {"ownerId": owner}}
+    sql(replicated.standby_url, "SELECT pg_wal_replay_pause()")
+    try:
+        with serving(replicated.settings()) as client:
+            position = write(client, owner)
+            answer = over_websocket(client, {**query, "extensions": {"ledgerPosition": position}})
+            assert answer["type"] == "next", answer
+            assert answer["payload"]["data"]["balance"]["balance"] == 10
+            refused = over_websocket(client, {**query, "extensions": {"ledgerPosition": "now"}})
+            assert refused["type"] == "error"
+            [error] = refused["payload"]
+            assert error["extensions"]["code"] == "BAD_REQUEST"
+            assert "'now' is not a ledger position" in error["message"]
+    finally:
+        sql(replicated.standby_url, "SELECT pg_wal_replay_resume()")
 
 
 def test_stopping_the_standby_mid_load_loses_no_request_and_it_serves_again_once_back(

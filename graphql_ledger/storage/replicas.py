@@ -108,6 +108,7 @@ class ReadReplicas:
         self._primary_positions: deque[tuple[float, int]] = deque()
         self._turn = itertools.count()
         self._sampler: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     @classmethod
     def connect(
@@ -145,8 +146,10 @@ class ReadReplicas:
         self._sampler = asyncio.create_task(self._sample_forever())
 
     async def stop(self) -> None:
+        """Ends the sampling once its round is done (a round cancelled mid-statement would
+        leave its connection to be settled after the pools are gone), then the pools."""
+        self._stopping.set()
         if self._sampler is not None:
-            self._sampler.cancel()
             await asyncio.gather(self._sampler, return_exceptions=True)
         await self.primary.dispose()
         for replica in self.replicas:
@@ -155,7 +158,11 @@ class ReadReplicas:
 
     async def _sample_forever(self) -> None:
         while True:
-            await asyncio.sleep(self.interval)
+            try:
+                await asyncio.wait_for(self._stopping.wait(), self.interval)
+                return
+            except TimeoutError:
+                pass
             try:
                 await self.sample()
             except Exception:  # one failed round must not end the sampling
