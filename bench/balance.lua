@@ -9,6 +9,9 @@ wrk.method = "POST"
 wrk.path = os.getenv("BENCH_PATH") or "/graphql"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer " .. (os.getenv("BENCH_TOKEN") or "")
+if os.getenv("BENCH_POSITION") then  -- a write's position, sent back (read-your-writes)
+  wrk.headers["X-Ledger-Position"] = os.getenv("BENCH_POSITION")
+end
 
 function init(args)
   math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16))

@@ -4,6 +4,7 @@ database, on this machine.
 References: pgbench running the app's own SQL (the database's limit), and bench/bare.py, a
 Starlette endpoint calling the app's own repository (Python's HTTP limit); the peer is
 PostGraphile 4 serving the same tables (skipped, with the reason, where npm is absent).
+bench/replicas.py adds reads with one streaming replica against none, in the same run.
 Every load is wrk on 127.0.0.1 for a bounded time. The table goes to stdout and to
 bench/RESULTS.md.
 
@@ -68,6 +69,7 @@ class Results:
     bytes_per_entry: float | None = None
     peak_rss: dict[str, int] = field(default_factory=dict)  # target -> bytes per worker
     leak: tuple[int, int] | None = None  # RSS after warm-up, RSS at the end
+    replicas: list[str] = field(default_factory=list)  # bench/replicas.py's table
 
 
 def wrk(url: str, script: str, env: dict[str, str], seconds: int = SECONDS) -> Load:
@@ -524,6 +526,10 @@ def main() -> int:
             measure_python(results, url, "bare", "bench.bare:app", workers)
         measure_postgraphile(results, url)
         measure_pgbench(results, url)
+        print("reads on a streaming replica:", flush=True)
+        from bench import replicas  # it builds on this module's helpers
+
+        results.replicas = replicas.render(replicas.measure())
         print(f"leak check: {LEAK_SECONDS} s of createEntry", flush=True)
         measure_leak(results, url)
         results.bytes_per_entry = bytes_per_entry(url)
@@ -561,6 +567,8 @@ def render(results: Results, elapsed: float) -> str:
                 f"| {scenario.title} | {target}{errors} | {load.rps:,.0f} | {load.p50:.1f} | "
                 f"{p99} | {ratio} |"
             )
+    if results.replicas:
+        lines += ["", *results.replicas]
     lines += ["", "## Against the targets", ""]
     lines += [f"- {line}" for line in targets(results)]
     lines += ["", "## Memory and size", ""]

@@ -33,6 +33,7 @@ from graphql_ledger.storage import (
     BalanceFeed,
     EmbeddedPostgres,
     LedgerRepository,
+    ReadReplicas,
     create_engine,
     display_url,
     head_revision,
@@ -107,7 +108,8 @@ def _middleware(settings: Settings) -> list[Middleware]:
                 CORSMiddleware,
                 allow_origins=list(settings.cors_origins),
                 allow_methods=["GET", "POST"],
-                allow_headers=["Authorization", "Content-Type"],
+                allow_headers=["Authorization", "Content-Type", "X-Ledger-Position"],
+                expose_headers=["X-Ledger-Position"],
                 max_age=600,
             )
         )
@@ -141,8 +143,9 @@ def _lifespan(
                 statement_cache=settings.statement_cache,
             )
             stack.push_async_callback(engine.dispose)
+            replicas = await _replicas(stack, engine, name, settings)
             app.state.repository = repository = LedgerRepository(
-                engine, operations, timeout=settings.db_timeout
+                engine, operations, timeout=settings.db_timeout, replicas=replicas
             )
             app.state.feed = feed = BalanceFeed(
                 engine,
@@ -159,6 +162,28 @@ def _lifespan(
         logger.info("%s stopped", name)
 
     return lifespan
+
+
+async def _replicas(
+    stack: AsyncExitStack, engine: AsyncEngine, name: str, settings: Settings
+) -> ReadReplicas | None:
+    """The app's read replicas (`<APP>_READ_DATABASE_URL`), sampled until the app stops."""
+    urls = settings.read_database_urls(name)
+    if not urls:
+        return None
+    replicas = ReadReplicas.connect(
+        engine,
+        urls,
+        pool_size=settings.pool_size,
+        statement_cache=settings.statement_cache,
+        timeout=settings.db_timeout,
+        max_lag=settings.max_replica_lag,
+        wait=settings.replica_wait,
+    )
+    await replicas.start()
+    stack.push_async_callback(replicas.stop)
+    logger.info("%s reads on %s", name, ", ".join(r.name for r in replicas.replicas))
+    return replicas
 
 
 async def _database(

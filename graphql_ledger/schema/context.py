@@ -16,7 +16,7 @@ from graphql_ledger.ledger import Entry
 from graphql_ledger.schema.base import OperationRecord
 from graphql_ledger.schema.types import Balance
 from graphql_ledger.services import Ledger
-from graphql_ledger.storage import BalanceFeed, LedgerRepository
+from graphql_ledger.storage import BalanceFeed, LedgerPosition, LedgerRepository
 from graphql_ledger.storage.holds import HoldPageQuery
 
 T = TypeVar("T")
@@ -30,7 +30,8 @@ class LedgerContext:
     `authenticate` (the transport's token check); Strawberry fills `connection_params`
     with that message's payload. `feed` serves subscriptions (WebSocket only); `observe`
     hears every createEntry outcome and `record` every operation (the app logs and counts
-    them).
+    them). `position` is what the reads must see: the one the client sent, advanced by the
+    operation's (or the connection's) own writes; the transport returns it.
 
     The DataLoaders batch but do not cache: a WebSocket connection keeps one context for
     all its operations, and a cached balance would go stale. Within one request the keys
@@ -43,6 +44,8 @@ class LedgerContext:
     observe: Callable[[object], None] | None = None
     record: Callable[[OperationRecord], None] | None = None
     connection_params: dict[str, Any] | None = None
+    position: LedgerPosition = field(default_factory=LedgerPosition)
+    _following: LedgerRepository = field(init=False, repr=False)
     balances: DataLoader[tuple[str, ...], list[Balance]] = field(init=False)
     balances_at: DataLoader[tuple[str, datetime], Balance] = field(init=False)
     entry_pages: DataLoader[HistoryQuery, HistoryPage] = field(init=False)
@@ -52,6 +55,8 @@ class LedgerContext:
     hold_pages: DataLoader[HoldPageQuery, tuple[list[Hold], bool]] = field(init=False)
 
     def __post_init__(self) -> None:
+        self._following = self.repository.following(self.position)
+
         async def load_balances(requests: list[tuple[str, ...]]) -> list[list[Balance]]:
             # A key is every id one field asks for (one for `balance`, all of a `balances`
             # list): one future per field rather than per owner (measured: per-owner
@@ -95,7 +100,7 @@ class LedgerContext:
         """The use cases, as the authenticated caller."""
         if self.principal is None:  # the transport authenticates before any operation
             raise NotPermitted("not authenticated")
-        return Ledger(self.repository, self.principal)
+        return Ledger(self._following, self.principal)
 
     async def balances_of(self, *owner_ids: str) -> list[Balance]:
         """The balances of `owner_ids`, read with every other balance field of the

@@ -13,6 +13,8 @@ from graphql_ledger.storage.database import (
 from graphql_ledger.storage.embedded import EmbeddedPostgres
 from graphql_ledger.storage.feed import BalanceFeed, BalanceUpdate
 from graphql_ledger.storage.migrations import head_revision, migrate
+from graphql_ledger.storage.positions import LedgerPosition, parse_position
+from graphql_ledger.storage.replicas import ReadReplicas
 from graphql_ledger.storage.repository import LedgerRepository
 
 __all__ = [
@@ -20,7 +22,9 @@ __all__ = [
     "BalanceUpdate",
     "DatabaseUnreachable",
     "EmbeddedPostgres",
+    "LedgerPosition",
     "LedgerRepository",
+    "ReadReplicas",
     "StorageUnavailable",
     "check_reachable",
     "create_engine",
@@ -28,5 +32,6 @@ __all__ = [
     "ensure_database",
     "head_revision",
     "migrate",
+    "parse_position",
     "unreachable",
 ]

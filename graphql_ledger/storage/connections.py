@@ -13,13 +13,18 @@ that failed as a connection leaves the pool, and so does one the server closed w
 sat idle. A read that lost its connection is repeated once on another; a write never is,
 since nobody can tell whether it was applied: the caller repeats it with the same nonce,
 which the ledger makes safe.
+
+With read replicas (`replicas.py`), a unit of work bound to a request's position (`following`)
+reads on a replica fresh enough for it, else on the primary, and each of its writes
+advances the position to the primary's WAL position after the write's commit.
 """
 
 import asyncio
+import copy
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any, Optional
 
 import asyncpg
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -27,6 +32,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import PoolProxiedConnection
 
 from graphql_ledger.storage.database import StorageUnavailable, cannot_serve, refused_for_now
+from graphql_ledger.storage.positions import CURRENT_POSITION, LedgerPosition, parse_position
+
+if TYPE_CHECKING:  # replicas.py reads through Connections of its own
+    from graphql_ledger.storage.replicas import ReadReplicas
 
 __all__ = ["RACE_KEYS", "Connections"]
 
@@ -45,12 +54,29 @@ RACE_KEYS = frozenset(
 
 class Connections:
     """Units of work on `engine`'s pool, each at most `timeout` seconds long, from waiting
-    for a connection to the statement's answer."""
+    for a connection to the statement's answer; reads on `replicas` when there are any."""
 
-    def __init__(self, engine: AsyncEngine, *, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        timeout: float = 5.0,
+        replicas: Optional["ReadReplicas"] = None,
+    ) -> None:
         self.engine = engine
         self.timeout = timeout
+        self.replicas = replicas
+        self.position: LedgerPosition | None = None
         self._settling: set[asyncio.Task[None]] = set()
+
+    def following(self, position: LedgerPosition) -> "Connections":
+        """These connections for one request: its reads see at least `position`, which its
+        writes advance. Without replicas every read is the primary's: nothing to follow."""
+        if self.replicas is None:
+            return self
+        bound = copy.copy(self)  # the same pool, replicas and settling connections
+        bound.position = position
+        return bound
 
     @asynccontextmanager
     async def connection(self, deadline: float | None = None) -> AsyncIterator[asyncpg.Connection]:
@@ -134,10 +160,19 @@ class Connections:
         self._settling.add(task)
         task.add_done_callback(self._settling.discard)
 
-    async def read(self, query: str, *arguments: Any) -> list[asyncpg.Record]:
-        """The rows of a read. When its connection was lost under it, the read is repeated
-        once on another (reading twice changes nothing), within the same deadline."""
+    async def read(
+        self, query: str, *arguments: Any, primary: bool = False
+    ) -> list[asyncpg.Record]:
+        """The rows of a read: on a replica fresh enough for it, unless it must see the
+        `primary` itself or none is, within the same deadline. When its connection to the
+        primary was lost under it, the read is repeated once on another (reading twice
+        changes nothing)."""
         deadline = asyncio.get_running_loop().time() + self.timeout
+        if self.replicas is not None and not primary:
+            wanted = self.position.lsn if self.position is not None else 0
+            served = await self.replicas.read(query, arguments, wanted, deadline)
+            if served is not None:
+                return served
         try:
             async with self.connection(deadline) as connection:
                 rows: list[asyncpg.Record] = await connection.fetch(query, *arguments)
@@ -172,10 +207,19 @@ class Connections:
         try:
             async with self.connection(deadline) as connection:
                 row: asyncpg.Record = await connection.fetchrow(query, *arguments)
+                await self._advance(connection)
                 return row
         except asyncpg.UniqueViolationError as error:
             if error.constraint_name not in RACE_KEYS:
                 raise
         async with self.connection(deadline) as connection:
             row = await connection.fetchrow(query, *arguments)
+            await self._advance(connection)
             return row
+
+    async def _advance(self, connection: asyncpg.Connection) -> None:
+        """Advances the request's position past the write that just committed on
+        `connection`: one more round trip, made only when replicas serve reads. (Within the
+        write's own statement, any position precedes its commit record.)"""
+        if self.position is not None:
+            self.position.advance(parse_position(await connection.fetchval(CURRENT_POSITION)))

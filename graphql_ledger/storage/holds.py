@@ -187,9 +187,10 @@ class HoldRepository:
                 return written_entry(row, self.operations)
 
     async def by_id(self, hold_id: int) -> Hold:
-        """The hold of this id, which must exist."""
-        [hold] = (await self.holds_by_id([hold_id])).values()
-        return hold
+        """The hold of this id, which a write just named: read on the primary, which a
+        replica may not have caught up with yet."""
+        rows = await self.connections.read(HOLDS_BY_ID, [hold_id], primary=True)
+        return hold_of(rows[0], self.operations)
 
     async def holds_by_id(self, hold_ids: Sequence[int]) -> dict[int, Hold]:
         """The holds of these ids that exist, by id, in one statement."""
@@ -209,5 +210,6 @@ class HoldRepository:
         return holds[: query.first], len(holds) > query.first
 
     async def _entry(self, entry_id: int) -> Entry:
-        rows = await self.connections.read(ENTRY_BY_ID, entry_id)
+        """The entry of this id, which a write just named (on the primary, as by_id)."""
+        rows = await self.connections.read(ENTRY_BY_ID, entry_id, primary=True)
         return entry_of(rows[0], self.operations)

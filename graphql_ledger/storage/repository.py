@@ -2,8 +2,11 @@
 of work (`connections.py` gives each its pooled connection and its deadline). The rules
 themselves (locking, no overdraft, idempotency, amounts, limits) live in the database:
 create_entry() and the operation_rules that `graphql-ledger migrate` records (`rules.py`).
+With read replicas, `following` gives a request's repository, whose balance, history, hold
+and grant reads may be served by a replica (`replicas.py`); the live feed's are the primary's.
 """
 
+import copy
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -25,6 +28,8 @@ from graphql_ledger.operations import LedgerOperation
 from graphql_ledger.storage.connections import Connections
 from graphql_ledger.storage.feed import BalanceUpdate
 from graphql_ledger.storage.holds import HoldRepository
+from graphql_ledger.storage.positions import LedgerPosition
+from graphql_ledger.storage.replicas import ReadReplicas
 from graphql_ledger.storage.rows import (
     ENTRY_COLUMNS,
     WRITTEN_ENTRY,
@@ -141,13 +146,30 @@ class LedgerRepository:
     from waiting for a connection to the statement's answer."""
 
     def __init__(
-        self, engine: AsyncEngine, operations: type[LedgerOperation], *, timeout: float = 5.0
+        self,
+        engine: AsyncEngine,
+        operations: type[LedgerOperation],
+        *,
+        timeout: float = 5.0,
+        replicas: ReadReplicas | None = None,
     ) -> None:
         self.engine = engine
         self.operations = operations
-        self.connections = Connections(engine, timeout=timeout)
+        self.connections = Connections(engine, timeout=timeout, replicas=replicas)
         self.rules = OperationRules(self.connections, operations)
         self.holds = HoldRepository(self.connections, operations)
+
+    def following(self, position: LedgerPosition) -> "LedgerRepository":
+        """This repository for one request: its reads see at least `position` (the one its
+        client sent), which its writes advance."""
+        connections = self.connections.following(position)
+        if connections is self.connections:
+            return self
+        bound = copy.copy(self)
+        bound.connections = connections
+        bound.rules = OperationRules(connections, self.operations)
+        bound.holds = HoldRepository(connections, self.operations)
+        return bound
 
     async def create_entry(
         self,
@@ -226,8 +248,9 @@ class LedgerRepository:
         ]
 
     async def newest_balances(self, owner_ids: Sequence[str]) -> list[BalanceUpdate]:
-        """Each owner's current balance and its version, in one statement."""
-        rows = await self.connections.read(NEWEST_BALANCES, list(owner_ids))
+        """Each owner's current balance and its version, in one statement, on the primary:
+        the feed's followers must never see a version go back."""
+        rows = await self.connections.read(NEWEST_BALANCES, list(owner_ids), primary=True)
         return [
             BalanceUpdate(
                 Balance(owner_id, row["balance"] or 0, row["last_updated"], row["held"] or 0),
