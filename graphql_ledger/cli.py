@@ -1,4 +1,5 @@
-"""The `graphql-ledger` command: `serve`, `migrate`, `verify`, `export-schema` and `token`.
+"""The `graphql-ledger` command: `serve`, `migrate`, `verify`, `events`, `export-schema` and
+`token`.
 Thin: it resolves each app's database (starting the embedded server when none is
 configured) and token key, and hands over to the app, auth, storage and schema modules."""
 
@@ -27,6 +28,7 @@ from graphql_ledger.development import (
 )
 from graphql_ledger.logs import configure_logging
 from graphql_ledger.operations import LedgerOperation
+from graphql_ledger.outbox import show_events
 from graphql_ledger.registry import UnknownApp, registered_apps, select_apps
 from graphql_ledger.schema import build_schema
 from graphql_ledger.storage import (
@@ -149,6 +151,27 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("apps", nargs="*", metavar="APP", help="apps to check (default: all)")
     verify.set_defaults(run=_verify)
 
+    events = command(
+        "events",
+        "list an app's webhook events by id, one JSON object a line (and re-send "
+        "dead-lettered ones)",
+        _DATABASE_VARIABLES,
+    )
+    events.add_argument("apps", nargs="*", metavar="APP", help="apps to list (default: all)")
+    events.add_argument("--since", type=int, default=0, metavar="ID", help="ids above this (0)")
+    events.add_argument("--limit", type=int, metavar="N", help="at most N per app (all)")
+    events.add_argument(
+        "--status", choices=("pending", "delivered", "dead"), help="only events of this status"
+    )
+    events.add_argument(
+        "--resend-dead",
+        nargs="*",
+        type=int,
+        metavar="ID",
+        help="first make these dead-lettered events (all, without ids) pending again",
+    )
+    events.set_defaults(run=_events)
+
     export = command("export-schema", "print an app's GraphQL schema (SDL)", None)
     export.add_argument("app", metavar="APP")
     export.set_defaults(run=_export_schema)
@@ -264,6 +287,26 @@ def _verify(args: argparse.Namespace) -> int:
     with _databases(settings, list(apps)) as databases:
         balanced = asyncio.run(_verify_all({app: db.url for app, db in databases.items()}))
     return 0 if balanced else BOOKS_BROKEN
+
+
+async def _events_all(urls: dict[str, str], args: argparse.Namespace) -> None:
+    for app, url in urls.items():
+        await show_events(
+            app,
+            url,
+            since=args.since,
+            limit=args.limit,
+            status=args.status,
+            resend=args.resend_dead,
+        )
+
+
+def _events(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    apps = select_apps(args.apps)
+    with _databases(settings, list(apps)) as databases:
+        asyncio.run(_events_all({app: db.url for app, db in databases.items()}, args))
+    return 0
 
 
 def _token(args: argparse.Namespace) -> int:

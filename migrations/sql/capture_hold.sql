@@ -63,7 +63,12 @@ BEGIN
             coalesce(p_metadata, v_hold.metadata), NULL, v_hold.id);
         UPDATE holds h SET status = 'captured', ended_on = v_entry.created_on,
                            capture_id = v_entry.id
-         WHERE h.owner_id = v_hold.owner_id AND h.id = v_hold.id;
+         WHERE h.owner_id = v_hold.owner_id AND h.id = v_hold.id
+        RETURNING * INTO v_hold;
+        IF ledger_events_on() THEN
+            PERFORM ledger_record_event(v_hold.owner_id, 'hold.captured', v_hold.ended_on,
+                                        ledger_hold_event(v_hold));
+        END IF;
         SELECT * INTO v_entry FROM entries e
          WHERE e.owner_id = v_hold.owner_id AND e.hold_id = v_hold.id;
         outcome := 'created';

@@ -2,7 +2,8 @@
 -- committed first makes the INSERT raise unique_violation on entries_owner_nonce_key (or
 -- entries_owner_limit_key, entries_owner_refund_key, entries_owner_hold_key), which the
 -- caller repeats. One unit and the kind OPERATION are stored as NULLs: the common entry
--- pays nothing for them.
+-- pays nothing for them. With a webhook configured, the entry's entry.created event is
+-- written to the outbox in the same transaction.
 CREATE FUNCTION ledger_append_entry(
     p_owner_id text, p_operation text, p_amount integer, p_balance_after integer,
     p_nonce text, p_created_on timestamptz, p_limit_key text,
@@ -11,12 +12,18 @@ CREATE FUNCTION ledger_append_entry(
 ) RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
     v_id bigint;
+    v_entry entries;
 BEGIN
     INSERT INTO entries (owner_id, operation, amount, balance_after, nonce, created_on,
                          limit_key, quantity, kind, metadata, refund_of, hold_id)
     VALUES (p_owner_id, p_operation, p_amount, p_balance_after, p_nonce, p_created_on,
             p_limit_key, nullif(p_quantity, 1), p_kind, p_metadata, p_refund_of, p_hold_id)
-    RETURNING id INTO v_id;
+    RETURNING * INTO v_entry;
+    v_id := v_entry.id;
+    IF ledger_events_on() THEN
+        PERFORM ledger_record_event(p_owner_id, 'entry.created', p_created_on,
+                                    ledger_entry_event(v_entry));
+    END IF;
     PERFORM ledger_announce(p_owner_id);
     RETURN v_id;
 END

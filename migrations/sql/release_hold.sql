@@ -28,6 +28,10 @@ BEGIN
         RETURNING * INTO v_hold;
         UPDATE balances b SET held = b.held + v_hold.amount, version = b.version + 1
          WHERE b.owner_id = v_hold.owner_id;
+        IF ledger_events_on() THEN
+            PERFORM ledger_record_event(v_hold.owner_id, 'hold.released', v_hold.ended_on,
+                                        ledger_hold_event(v_hold));
+        END IF;
         PERFORM ledger_announce(v_hold.owner_id);
         outcome := 'released';
         hold_status := 'released';

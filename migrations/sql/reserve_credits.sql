@@ -63,6 +63,10 @@ BEGIN
                                  ELSE least(b.held_until, v_hold.expires_at) END,
                version = b.version + 1
          WHERE b.owner_id = p_owner_id;
+        IF ledger_events_on() THEN
+            PERFORM ledger_record_event(p_owner_id, 'hold.reserved', v_hold.created_on,
+                                        ledger_hold_event(v_hold));
+        END IF;
         PERFORM ledger_announce(p_owner_id);
         outcome := 'created';
     ELSIF v_hold.operation = p_operation AND v_hold.quantity = p_quantity THEN
