@@ -43,7 +43,7 @@ logger = logging.getLogger(__name__)
 
 _BATCH = 50  # events claimed (and POSTed concurrently, one per owner) per transaction
 _PRUNE_BATCH = 1000
-_PRUNE_EVERY = 60.0
+_PRUNE_EVERY = 60.0  # or the retention, when shorter
 _STATS_EVERY = 1.0
 
 
@@ -225,7 +225,7 @@ class WebhookWorker:
         if now - self._counted_at >= _STATS_EVERY:
             self._counted_at = now
             self._metrics.webhook_outbox(await event_stats(connection))
-        if now - self._pruned_at >= _PRUNE_EVERY:
+        if now - self._pruned_at >= min(_PRUNE_EVERY, self._retention):
             self._pruned_at = now
             before = datetime.now(UTC) - timedelta(seconds=self._retention)
             pruned = await prune_events(connection, before, _PRUNE_BATCH)

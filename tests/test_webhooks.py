@@ -10,6 +10,7 @@ import base64
 import http.server
 import re
 import subprocess
+import sys
 import threading
 import time
 from collections import defaultdict
@@ -645,3 +646,68 @@ def test_a_malformed_secret_is_refused_without_showing_it(secret: str, problem: 
     assert SECRET[6:] not in repr(good) and good.webhooks["healthai"].key == KEY
     with pytest.raises(ConfigError, match="HEALTHAI_WEBHOOK_SECRET must be set too"):
         Settings.from_env({"HEALTHAI_WEBHOOK_URL": "https://example.com/h"})
+
+
+def test_delivered_events_are_pruned_after_the_retention_in_bounded_batches(
+    new_database: Callable[..., str], receiver: Receiver
+) -> None:
+    url = new_database("webhooks_prune")
+    env = webhook_env(url, receiver)
+    with server(env) as process:
+        graphql = client(process)
+        for n in range(5):
+            entry(graphql, "ann", "CREDIT_ADD", f"a{n}")
+        wait_delivered(url, 5)
+    # A batch deletes at most its limit, and only delivered events older than the cut.
+    assert sql(url, "SELECT ledger_prune_events(now() - interval '1 hour', 10)") == [(0,)]
+    assert sql(url, "SELECT ledger_prune_events(clock_timestamp(), 2)") == [(2,)]
+    assert sql(url, "SELECT count(*) FROM events") == [(3,)]
+    receiver.mode = "fail"  # a pending event is never pruned
+    with server({**env, "LEDGER_WEBHOOK_RETENTION": "0.2"}) as process:
+        entry(client(process), "bob", "CREDIT_ADD", "b1")
+        deadline = time.monotonic() + WAIT
+        while sql(url, "SELECT owner_id, status FROM events") != [("bob", "pending")]:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+
+
+README_RECEIVER = re.compile(r"^`receiver\.py`:\n\n```python\n(.*?)^```$", re.M | re.S)
+
+
+def test_the_readmes_receiver_verifies_and_handles_the_events(
+    new_database: Callable[..., str], tmp_path: Any
+) -> None:
+    """README's webhook section: its receiver, run as printed, gets and verifies events."""
+    [code] = README_RECEIVER.findall((ROOT / "README.md").read_text())
+    (tmp_path / "receiver.py").write_text(code)
+    port = free_port()
+    receiver_env = clean_environment(WEBHOOK_SECRET=SECRET, PORT=str(port), PYTHONUNBUFFERED="1")
+    url = new_database("webhooks_readme")
+    readme = subprocess.Popen(
+        [sys.executable, str(tmp_path / "receiver.py")],
+        env=receiver_env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        env = {
+            "HEALTHAI_DATABASE_URL": with_user(url, SERVING_LOGIN),
+            "HEALTHAI_WEBHOOK_URL": f"http://127.0.0.1:{port}/webhooks",
+            "HEALTHAI_WEBHOOK_SECRET": SECRET,
+            "HEALTHAI_LOW_BALANCE": "10",
+            **FAST,
+        }
+        with server(env) as process:
+            graphql = client(process)
+            entry(graphql, "alice", "CREDIT_ADD", "a1")
+            entry(graphql, "alice", "CREDIT_SPEND", "a2")
+            wait_delivered(url, 3)
+    finally:
+        readme.terminate()
+        printed, _ = readme.communicate(timeout=30)
+    ids = [str(e[0]) for e in outbox(url)]
+    assert printed.splitlines() == [
+        f"entry.created {ids[0]}: alice's balance is 10",
+        f"entry.created {ids[1]}: alice's balance is 9",
+        "balance.low: alice has 9 credits available",
+    ]
