@@ -376,6 +376,8 @@ def test_an_owners_events_keep_their_order_across_two_processes_and_failures(
         )
         outputs = [p.output() for p in c.servers]
     assert retried >= 40
+    entries = {str(row[0]) for row in sql(url, "SELECT id FROM entries")}
+    assert len(entries) == 66 and {e[5]["id"] for e in events} == entries
     for owner in owners:
         after = [e[5]["balanceAfter"] for e in events if e[1] == owner]
         assert after == [10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0]
