@@ -30,6 +30,7 @@ from graphql_ledger.storage.events import (
     Attempt,
     OutboxEvent,
     claim_events,
+    claim_following,
     configure_events,
     event_stats,
     open_connection,
@@ -41,7 +42,8 @@ __all__ = ["RetrySchedule", "WebhookWorker", "event_body", "sign", "start_events
 
 logger = logging.getLogger(__name__)
 
-_BATCH = 50  # events claimed (and POSTed concurrently, one per owner) per transaction
+_OWNERS = 50  # owners whose events are claimed per transaction, POSTed concurrently
+_PER_OWNER = 20  # events of one owner per transaction, POSTed one after the other
 _PRUNE_BATCH = 1000
 _PRUNE_EVERY = 60.0  # or the retention, when shorter
 _STATS_EVERY = 1.0
@@ -151,17 +153,17 @@ class WebhookWorker:
         pause = self._poll
         while True:
             try:
-                delivered = await self._deliver_batch()
+                full = await self._deliver_batch()
                 await self._housekeeping()
                 pause = self._poll
-            except Exception as error:
+            except Exception as error:  # whatever failed, the worker must go on
                 # The database is down or restarting: whatever was claimed is claimed
                 # again once it is back (the transaction rolled back with the connection).
                 logger.warning("webhook delivery paused: %r", error)
                 await self._close()
-                delivered = 0
+                full = False
                 pause = min(pause * 2, 5.0)
-            if not delivered:
+            if not full:  # a batch that took all there was: let the next one gather
                 await asyncio.sleep(pause)
 
     async def _connected(self) -> asyncpg.Connection:
@@ -180,29 +182,46 @@ class WebhookWorker:
         if connection is not None and not connection.is_closed():
             connection.terminate()
 
-    async def _deliver_batch(self) -> int:
-        """Claims, POSTs and records one batch in one transaction; how many were claimed.
-        The claimed rows stay locked while they are POSTed, so no other process sends
-        them (nor the same owners' later events) meanwhile."""
+    async def _deliver_batch(self) -> bool:
+        """Claims, POSTs and records one batch in one transaction; whether it was full
+        (more may be due). The claimed rows stay locked while they are POSTed, so no other
+        process sends them (nor the same owners' later events) meanwhile."""
         connection = await self._connected()
         async with connection.transaction():
-            events = await claim_events(connection, _BATCH)
-            if not events:
-                return 0
-            attempts = await asyncio.gather(*(self._attempt(event) for event in events))
+            heads = await claim_events(connection, _OWNERS)
+            if not heads:
+                return False
+            claimed = await claim_following(connection, [e.owner_id for e in heads], _PER_OWNER)
+            by_owner: dict[str, list[OutboxEvent]] = {}
+            for event in claimed:
+                by_owner.setdefault(event.owner_id, []).append(event)
+            sent = await asyncio.gather(*(self._deliver_owner(e) for e in by_owner.values()))
+            attempts = [attempt for owner in sent for attempt in owner]
             await record_attempts(connection, attempts)
         for attempt in attempts:
-            self._metrics.webhook_attempt(attempt.outcome)
-            if attempt.outcome == "dead":
-                logger.warning(
-                    "event %s (%s of %s) dead-lettered after %d attempts: %s",
-                    attempt.event.id,
-                    attempt.event.type,
-                    attempt.event.owner_id,
-                    attempt.event.attempts + 1,
-                    attempt.error,
-                )
-        return len(events)
+            self._observe(attempt)
+        return len(heads) == _OWNERS or any(len(e) == _PER_OWNER for e in by_owner.values())
+
+    async def _deliver_owner(self, events: list[OutboxEvent]) -> list[Attempt]:
+        """An owner's events in order, until one fails (the rest wait for its retry)."""
+        attempts = []
+        for event in events:
+            attempts.append(await self._attempt(event))
+            if attempts[-1].outcome == "retry":
+                break
+        return attempts
+
+    def _observe(self, attempt: Attempt) -> None:
+        self._metrics.webhook_attempt(attempt.outcome)
+        if attempt.outcome == "dead":
+            logger.warning(
+                "event %s (%s of %s) dead-lettered after %d attempts: %s",
+                attempt.event.id,
+                attempt.event.type,
+                attempt.event.owner_id,
+                attempt.event.attempts + 1,
+                attempt.error,
+            )
 
     async def _attempt(self, event: OutboxEvent) -> Attempt:
         body = event_body(event)

@@ -16,6 +16,7 @@ __all__ = [
     "EventStats",
     "OutboxEvent",
     "claim_events",
+    "claim_following",
     "configure_events",
     "event_stats",
     "list_events",
@@ -99,6 +100,17 @@ async def claim_events(connection: asyncpg.Connection, limit: int) -> list[Outbo
     """Due events, each its owner's oldest pending one; locked until the transaction of
     `connection` (which the caller opened) ends."""
     rows = await connection.fetch(f"SELECT {EVENT_COLUMNS} FROM ledger_claim_events($1)", limit)
+    return [OutboxEvent.of(row) for row in rows]
+
+
+async def claim_following(
+    connection: asyncpg.Connection, owner_ids: Sequence[str], limit: int
+) -> list[OutboxEvent]:
+    """For owners whose oldest pending event this transaction claimed: that one and up to
+    `limit` - 1 next ones each, by owner and in order, locked like it."""
+    rows = await connection.fetch(
+        f"SELECT {EVENT_COLUMNS} FROM ledger_claim_following($1, $2)", list(owner_ids), limit
+    )
     return [OutboxEvent.of(row) for row in rows]
 
 

@@ -69,6 +69,7 @@ LEDGER_FUNCTIONS = (
     "set_balance_alert",
     "ledger_configure_events",
     "ledger_claim_events",
+    "ledger_claim_following",
     "ledger_record_attempts",
     "ledger_prune_events",
     "ledger_resend_events",
