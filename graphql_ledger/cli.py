@@ -41,6 +41,7 @@ from graphql_ledger.storage import (
 )
 from graphql_ledger.storage.audit import BrokenOwner, NotMigrated, audit
 from graphql_ledger.storage.migrations import ServingRoleMissing
+from graphql_ledger.webhooks import deliver_until_stopped
 
 __all__ = ["main"]
 
@@ -171,6 +172,15 @@ def _parser() -> argparse.ArgumentParser:
         help="first make these dead-lettered events (all, without ids) pending again",
     )
     events.set_defaults(run=_events)
+
+    deliver = command(
+        "deliver",
+        "deliver the apps' webhook events in this process (servers with "
+        "LEDGER_WEBHOOK_WORKER=off), until stopped",
+        _DATABASE_VARIABLES,
+    )
+    deliver.add_argument("apps", nargs="*", metavar="APP", help="apps (default: all with one)")
+    deliver.set_defaults(run=_deliver)
 
     export = command("export-schema", "print an app's GraphQL schema (SDL)", None)
     export.add_argument("app", metavar="APP")
@@ -306,6 +316,18 @@ def _events(args: argparse.Namespace) -> int:
     apps = select_apps(args.apps)
     with _databases(settings, list(apps)) as databases:
         asyncio.run(_events_all({app: db.url for app, db in databases.items()}, args))
+    return 0
+
+
+def _deliver(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    apps = [app for app in select_apps(args.apps) if app in settings.webhooks]
+    if not apps:
+        raise ConfigError("no app has a webhook: set <APP>_WEBHOOK_URL and _WEBHOOK_SECRET")
+    configure_logging(settings.log_format, development=is_development(settings, apps))
+    with _databases(settings, apps) as databases:
+        urls = {app: db.serving_url for app, db in databases.items()}
+        asyncio.run(deliver_until_stopped(urls, settings))
     return 0
 
 

@@ -99,6 +99,8 @@ class Settings:
         webhook_retention: `LEDGER_WEBHOOK_RETENTION`, seconds a delivered event is kept.
         webhook_poll: `LEDGER_WEBHOOK_POLL`, seconds the delivery worker waits when no
             event is due.
+        webhook_worker: `LEDGER_WEBHOOK_WORKER` (`on` or `off`): whether server processes
+            deliver events themselves; off, a `graphql-ledger deliver` process does.
     """
 
     app_database_urls: Mapping[str, str] = field(default_factory=dict)
@@ -137,6 +139,7 @@ class Settings:
     webhook_retry_window: float = 24 * 3600.0
     webhook_retention: float = 7 * 24 * 3600.0
     webhook_poll: float = 0.5
+    webhook_worker: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> "Settings":
@@ -220,6 +223,7 @@ class Settings:
                 environ, "LEDGER_WEBHOOK_RETENTION", float, cls.webhook_retention
             ),
             webhook_poll=_positive(environ, "LEDGER_WEBHOOK_POLL", float, cls.webhook_poll),
+            webhook_worker=_switch(environ, "LEDGER_WEBHOOK_WORKER", cls.webhook_worker),
         )
 
     def configured_database_url(self, app: str) -> str | None:

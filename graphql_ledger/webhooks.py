@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import logging
 import random
+import signal
 import time
 import urllib.parse
 from collections.abc import Callable
@@ -38,7 +39,14 @@ from graphql_ledger.storage.events import (
     record_attempts,
 )
 
-__all__ = ["RetrySchedule", "WebhookWorker", "event_body", "sign", "start_events"]
+__all__ = [
+    "RetrySchedule",
+    "WebhookWorker",
+    "deliver_until_stopped",
+    "event_body",
+    "sign",
+    "start_events",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -269,9 +277,34 @@ async def start_events(
             await connection.close()
     except (OSError, asyncpg.PostgresError, TimeoutError) as error:
         logger.warning("%s: could not record the webhook settings yet (%r)", app, error)
-    if webhook is None:
-        return
+    if webhook is None or not settings.webhook_worker:
+        return  # without a worker here, a `graphql-ledger deliver` process delivers
     worker = WebhookWorker(database_url, webhook, settings, metrics, low_balance)
     worker.start()
     stack.push_async_callback(worker.stop)
     logger.info("%s delivers events to %s", app, _shown(webhook.url))
+
+
+async def deliver_until_stopped(urls: dict[str, str], settings: Settings) -> None:
+    """`graphql-ledger deliver`: the delivery workers of these apps (by database URL) in
+    this process alone, until SIGTERM or SIGINT; the servers then run with
+    LEDGER_WEBHOOK_WORKER=off and spend no CPU on delivery."""
+    stopped = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signal_number in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signal_number, stopped.set)
+    workers = [
+        WebhookWorker(
+            url,
+            settings.webhooks[app],
+            settings,
+            LedgerMetrics(app, lambda: (0, 0)),
+            settings.low_balances.get(app),
+        )
+        for app, url in urls.items()
+    ]
+    for app, worker in zip(urls, workers, strict=True):
+        worker.start()
+        logger.info("%s delivers events to %s", app, _shown(settings.webhooks[app].url))
+    await stopped.wait()
+    await asyncio.gather(*(worker.stop() for worker in workers))

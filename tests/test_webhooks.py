@@ -713,3 +713,29 @@ def test_the_readmes_receiver_verifies_and_handles_the_events(
         f"entry.created {ids[1]}: alice's balance is 9",
         "balance.low: alice has 9 credits available",
     ]
+
+
+def test_a_deliver_process_delivers_for_servers_that_do_not(
+    new_database: Callable[..., str], receiver: Receiver
+) -> None:
+    """LEDGER_WEBHOOK_WORKER=off: the servers write events, `graphql-ledger deliver` sends
+    them (the servers' CPU goes to requests alone)."""
+    url = new_database("webhooks_deliver")
+    env = webhook_env(url, receiver, LEDGER_WEBHOOK_WORKER="off")
+    with server(env) as process:
+        graphql = client(process)
+        for n in range(3):
+            entry(graphql, "ann", "CREDIT_ADD", f"a{n}")
+        assert [e[4] for e in outbox(url)] == ["pending"] * 3  # no worker in the server
+        deliver = ServerProcess([str(CLI), "deliver", "healthai"], clean_environment(**env), [])
+        deliver.start()
+        try:
+            entry(graphql, "ann", "CREDIT_SPEND", "s1")
+            events = wait_delivered(url, 4)
+            check_deliveries(url, receiver)
+        finally:
+            assert deliver.stop() == 0  # SIGTERM: a clean stop
+        output = deliver.output()
+    assert [e[5]["balanceAfter"] for e in events] == [10, 20, 30, 29]
+    assert "healthai delivers events to http://127.0.0.1:" in output
+    assert_secret_not_in(output, process.output())
