@@ -1,5 +1,5 @@
-"""The `graphql-ledger` command: `serve`, `migrate`, `verify`, `events`, `export-schema` and
-`token`.
+"""The `graphql-ledger` command: `serve`, `migrate`, `verify`, `events`, `deliver`,
+`export-schema` and `token`.
 Thin: it resolves each app's database (starting the embedded server when none is
 configured) and token key, and hands over to the app, auth, storage and schema modules."""
 
