@@ -40,6 +40,7 @@ from graphql_ledger.storage import (
     migrate,
 )
 from graphql_ledger.view import LedgerGraphQL
+from graphql_ledger.webhooks import start_events
 
 __all__ = ["create_app"]
 
@@ -157,6 +158,7 @@ def _lifespan(
             app.state.observe_outcome = counting(metrics)
             await feed.start()
             stack.push_async_callback(feed.stop)
+            await start_events(stack, name, url, settings, metrics)  # webhooks.py
             logger.info("%s serves the ledger in %s", name, display_url(url))
             yield
         logger.info("%s stopped", name)

@@ -1,4 +1,5 @@
-"""The `graphql-ledger` command: `serve`, `migrate`, `verify`, `export-schema` and `token`.
+"""The `graphql-ledger` command: `serve`, `migrate`, `verify`, `events`, `deliver`,
+`export-schema` and `token`.
 Thin: it resolves each app's database (starting the embedded server when none is
 configured) and token key, and hands over to the app, auth, storage and schema modules."""
 
@@ -27,6 +28,7 @@ from graphql_ledger.development import (
 )
 from graphql_ledger.logs import configure_logging
 from graphql_ledger.operations import LedgerOperation
+from graphql_ledger.outbox import show_events
 from graphql_ledger.registry import UnknownApp, registered_apps, select_apps
 from graphql_ledger.schema import build_schema
 from graphql_ledger.storage import (
@@ -39,6 +41,7 @@ from graphql_ledger.storage import (
 )
 from graphql_ledger.storage.audit import BrokenOwner, NotMigrated, audit
 from graphql_ledger.storage.migrations import ServingRoleMissing
+from graphql_ledger.webhooks import deliver_until_stopped
 
 __all__ = ["main"]
 
@@ -148,6 +151,36 @@ def _parser() -> argparse.ArgumentParser:
     )
     verify.add_argument("apps", nargs="*", metavar="APP", help="apps to check (default: all)")
     verify.set_defaults(run=_verify)
+
+    events = command(
+        "events",
+        "list an app's webhook events by id, one JSON object a line (and re-send "
+        "dead-lettered ones)",
+        _DATABASE_VARIABLES,
+    )
+    events.add_argument("apps", nargs="*", metavar="APP", help="apps to list (default: all)")
+    events.add_argument("--since", type=int, default=0, metavar="ID", help="ids above this (0)")
+    events.add_argument("--limit", type=int, metavar="N", help="at most N per app (all)")
+    events.add_argument(
+        "--status", choices=("pending", "delivered", "dead"), help="only events of this status"
+    )
+    events.add_argument(
+        "--resend-dead",
+        nargs="*",
+        type=int,
+        metavar="ID",
+        help="first make these dead-lettered events (all, without ids) pending again",
+    )
+    events.set_defaults(run=_events)
+
+    deliver = command(
+        "deliver",
+        "deliver the apps' webhook events in this process (servers with "
+        "LEDGER_WEBHOOK_WORKER=off), until stopped",
+        _DATABASE_VARIABLES,
+    )
+    deliver.add_argument("apps", nargs="*", metavar="APP", help="apps (default: all with one)")
+    deliver.set_defaults(run=_deliver)
 
     export = command("export-schema", "print an app's GraphQL schema (SDL)", None)
     export.add_argument("app", metavar="APP")
@@ -264,6 +297,38 @@ def _verify(args: argparse.Namespace) -> int:
     with _databases(settings, list(apps)) as databases:
         balanced = asyncio.run(_verify_all({app: db.url for app, db in databases.items()}))
     return 0 if balanced else BOOKS_BROKEN
+
+
+async def _events_all(urls: dict[str, str], args: argparse.Namespace) -> None:
+    for app, url in urls.items():
+        await show_events(
+            app,
+            url,
+            since=args.since,
+            limit=args.limit,
+            status=args.status,
+            resend=args.resend_dead,
+        )
+
+
+def _events(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    apps = select_apps(args.apps)
+    with _databases(settings, list(apps)) as databases:
+        asyncio.run(_events_all({app: db.url for app, db in databases.items()}, args))
+    return 0
+
+
+def _deliver(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    apps = [app for app in select_apps(args.apps) if app in settings.webhooks]
+    if not apps:
+        raise ConfigError("no app has a webhook: set <APP>_WEBHOOK_URL and _WEBHOOK_SECRET")
+    configure_logging(settings.log_format, development=is_development(settings, apps))
+    with _databases(settings, apps) as databases:
+        urls = {app: db.serving_url for app, db in databases.items()}
+        asyncio.run(deliver_until_stopped(urls, settings))
+    return 0
 
 
 def _token(args: argparse.Namespace) -> int:

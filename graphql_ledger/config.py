@@ -1,6 +1,8 @@
 """Configuration, read once from the environment when a process starts. Every variable the
 service reads is named here and documented in the README's Configuration section."""
 
+import base64
+import binascii
 import os
 import time
 import urllib.parse
@@ -11,17 +13,30 @@ from typing import TypeVar
 
 from sqlalchemy.engine import make_url
 
-__all__ = ["ConfigError", "Settings"]
+__all__ = ["ConfigError", "Settings", "Webhook"]
 
 _APP_URL_SUFFIX = "_DATABASE_URL"
 _LISTEN_URL_SUFFIX = "_LISTEN_DATABASE_URL"
 _READ_URL_SUFFIX = "_READ_DATABASE_URL"
 _AUDIENCE_SUFFIX = "_JWT_AUDIENCE"
 _TOKEN_KEYS = ("LEDGER_JWT_SECRET", "LEDGER_JWT_PUBLIC_KEY", "LEDGER_JWKS_URL")
+_WEBHOOK_URL_SUFFIX = "_WEBHOOK_URL"
+_WEBHOOK_SECRET_SUFFIX = "_WEBHOOK_SECRET"
+_LOW_BALANCE_SUFFIX = "_LOW_BALANCE"
+_SECRET_PREFIX = "whsec_"
 
 
 class ConfigError(Exception):
     """An environment variable holds a value the service cannot use."""
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """An app's receiver of events: where they are POSTed, and the key (the secret's
+    decoded bytes) they are signed with. Neither the key nor the secret is ever shown."""
+
+    url: str
+    key: bytes = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -81,6 +96,19 @@ class Settings:
         max_subscriptions: `LEDGER_MAX_SUBSCRIPTIONS`, operations at once per connection.
         subscription_buffer: `LEDGER_SUBSCRIPTION_BUFFER`, balances held for a subscriber
             that reads slower than they change (the newest are kept).
+        webhooks: by lower-case app name, `<APP>_WEBHOOK_URL` and `<APP>_WEBHOOK_SECRET`
+            (Standard Webhooks' `whsec_` + base64 of a 24 to 64 byte key), both or neither.
+        low_balances: `<APP>_LOW_BALANCE`, the app's low-balance threshold; none if unset.
+        webhook_timeout: `LEDGER_WEBHOOK_TIMEOUT`, seconds a receiver has to answer.
+        webhook_retry_base: `LEDGER_WEBHOOK_RETRY_BASE`, seconds before the first retry;
+            each retry waits twice as long, up to `LEDGER_WEBHOOK_RETRY_MAX`.
+        webhook_retry_window: `LEDGER_WEBHOOK_RETRY_WINDOW`, seconds an event is retried
+            before it is dead-lettered.
+        webhook_retention: `LEDGER_WEBHOOK_RETENTION`, seconds a delivered event is kept.
+        webhook_poll: `LEDGER_WEBHOOK_POLL`, seconds the delivery worker waits when no
+            event is due.
+        webhook_worker: `LEDGER_WEBHOOK_WORKER` (`on` or `off`): whether server processes
+            deliver events themselves; off, a `graphql-ledger deliver` process does.
     """
 
     app_database_urls: Mapping[str, str] = field(default_factory=dict)
@@ -114,6 +142,15 @@ class Settings:
     max_websockets: int = 1000
     max_subscriptions: int = 20
     subscription_buffer: int = 16
+    webhooks: Mapping[str, Webhook] = field(default_factory=dict)
+    low_balances: Mapping[str, int] = field(default_factory=dict)
+    webhook_timeout: float = 10.0
+    webhook_retry_base: float = 5.0
+    webhook_retry_max: float = 3600.0
+    webhook_retry_window: float = 24 * 3600.0
+    webhook_retention: float = 7 * 24 * 3600.0
+    webhook_poll: float = 0.5
+    webhook_worker: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> "Settings":
@@ -184,6 +221,25 @@ class Settings:
             subscription_buffer=_positive(
                 environ, "LEDGER_SUBSCRIPTION_BUFFER", int, cls.subscription_buffer
             ),
+            webhooks=_webhooks(environ),
+            low_balances=_low_balances(environ),
+            webhook_timeout=_positive(
+                environ, "LEDGER_WEBHOOK_TIMEOUT", float, cls.webhook_timeout
+            ),
+            webhook_retry_base=_positive(
+                environ, "LEDGER_WEBHOOK_RETRY_BASE", float, cls.webhook_retry_base
+            ),
+            webhook_retry_max=_positive(
+                environ, "LEDGER_WEBHOOK_RETRY_MAX", float, cls.webhook_retry_max
+            ),
+            webhook_retry_window=_positive(
+                environ, "LEDGER_WEBHOOK_RETRY_WINDOW", float, cls.webhook_retry_window
+            ),
+            webhook_retention=_positive(
+                environ, "LEDGER_WEBHOOK_RETENTION", float, cls.webhook_retention
+            ),
+            webhook_poll=_positive(environ, "LEDGER_WEBHOOK_POLL", float, cls.webhook_poll),
+            webhook_worker=_switch(environ, "LEDGER_WEBHOOK_WORKER", cls.webhook_worker),
         )
 
     def configured_database_url(self, app: str) -> str | None:
@@ -274,6 +330,62 @@ def _audiences(environ: Mapping[str, str]) -> dict[str, str]:
         for name, value in environ.items()
         if name.endswith(_AUDIENCE_SUFFIX) and value.strip()
     }
+
+
+def _by_app(environ: Mapping[str, str], suffix: str) -> dict[str, str]:
+    return {
+        name[: -len(suffix)].lower(): value.strip()
+        for name, value in environ.items()
+        if name.endswith(suffix) and name != "LEDGER" + suffix and value.strip()
+    }
+
+
+def _webhooks(environ: Mapping[str, str]) -> dict[str, Webhook]:
+    urls = _by_app(environ, _WEBHOOK_URL_SUFFIX)
+    secrets = _by_app(environ, _WEBHOOK_SECRET_SUFFIX)
+    webhooks = {}
+    for app in sorted(urls.keys() | secrets.keys()):
+        prefix = app.upper()
+        if app not in secrets or app not in urls:
+            missing = _WEBHOOK_SECRET_SUFFIX if app not in secrets else _WEBHOOK_URL_SUFFIX
+            raise ConfigError(f"{prefix}{missing} must be set too: a webhook needs both")
+        parts = urllib.parse.urlsplit(urls[app])
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(
+                f"{prefix}{_WEBHOOK_URL_SUFFIX} must be an http(s) URL, not {urls[app]!r}"
+            )
+        webhooks[app] = Webhook(
+            urls[app], _webhook_key(f"{prefix}{_WEBHOOK_SECRET_SUFFIX}", secrets[app])
+        )
+    return webhooks
+
+
+def _webhook_key(name: str, secret: str) -> bytes:
+    """The key of a Standard Webhooks secret; the error never repeats the secret."""
+    problem = f"{name} must be whsec_ followed by the base64 of a 24 to 64 byte key"
+    if not secret.startswith(_SECRET_PREFIX):
+        raise ConfigError(problem + " (it does not start with whsec_)")
+    try:
+        key = base64.b64decode(secret[len(_SECRET_PREFIX) :], validate=True)
+    except (binascii.Error, ValueError):
+        raise ConfigError(problem + " (what follows whsec_ is not base64)") from None
+    if not 24 <= len(key) <= 64:
+        raise ConfigError(problem + f" (its key is {len(key)} bytes)")
+    return key
+
+
+def _low_balances(environ: Mapping[str, str]) -> dict[str, int]:
+    thresholds = {}
+    for app, raw in _by_app(environ, _LOW_BALANCE_SUFFIX).items():
+        name = f"{app.upper()}{_LOW_BALANCE_SUFFIX}"
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a whole number of credits, not {raw!r}") from None
+        if not 0 < value <= 2147483647:
+            raise ConfigError(f"{name} must be 1 to 2147483647 credits, not {raw!r}")
+        thresholds[app] = value
+    return thresholds
 
 
 def _switch(environ: Mapping[str, str], name: str, default: bool) -> bool:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from graphql_ledger.access import NotPermitted, Principal
+from graphql_ledger.alerts import BalanceAlert, below_problem
 from graphql_ledger.history import HistoryPage, HistoryQuery
 from graphql_ledger.holds import (
     CaptureOutcome,
@@ -133,6 +134,17 @@ class Ledger:
         if refusal is not None:
             return refusal
         return await self.repository.holds.refund(number, nonce, _metadata(metadata))
+
+    async def set_balance_alert(
+        self, owner_id: str, below: int | None
+    ) -> BalanceAlert | InvalidInput | OperationNotAllowed:
+        """Sets the owner's own low-balance threshold, or removes it; for backend services."""
+        if not self.caller.is_service:
+            return OperationNotAllowed("only a backend service may set a balance alert")
+        refusal = identifier_problem("ownerId", owner_id) or below_problem(below)
+        if refusal is not None:
+            return refusal
+        return await self.repository.set_balance_alert(owner_id, below)
 
     async def holds_by_id(self, hold_ids: Sequence[str]) -> list[Hold | None]:
         """Each hold the caller may see, None for one that is unknown or not theirs."""

@@ -83,6 +83,9 @@ union CaptureHoldResult = LedgerEntry | HoldNotOpen | NotFound | InvalidInput
 union ReleaseHoldResult = Hold | HoldNotOpen | NotFound | OperationNotAllowed
 union RefundEntryResult = LedgerEntry | AlreadyRefunded | NotRefundable | InsufficientCredits
   | NonceConflict | HoldNonceConflict | InvalidInput | NotFound | OperationNotAllowed
+input SetBalanceAlertInput {{ ownerId: ID!  below: Int }}
+type BalanceAlert {{ ownerId: ID!  below: Int  belowInForce: Int  available: Int! }}
+union SetBalanceAlertResult = BalanceAlert | InvalidInput | OperationNotAllowed
 type PageInfo {{
   hasNextPage: Boolean!  hasPreviousPage: Boolean!  startCursor: String  endCursor: String
 }}
@@ -113,6 +116,7 @@ type Mutation {{
   captureHold(input: CaptureHoldInput!): CaptureHoldResult!
   releaseHold(input: ReleaseHoldInput!): ReleaseHoldResult!
   refundEntry(input: RefundEntryInput!): RefundEntryResult!
+  setBalanceAlert(input: SetBalanceAlertInput!): SetBalanceAlertResult!
 }}
 type Subscription {{ balanceChanged(ownerId: ID!): Balance! }}
 """

@@ -8,6 +8,11 @@ from typing import Any
 
 import strawberry
 
+from graphql_ledger.schema.alerts import (
+    SetBalanceAlertInput,
+    SetBalanceAlertResult,
+    alert_result_of,
+)
 from graphql_ledger.schema.arguments import given
 from graphql_ledger.schema.context import LedgerContext
 from graphql_ledger.schema.holds import HoldTypes
@@ -106,5 +111,16 @@ def mutation_type(types: HoldTypes) -> type:
                 asked.entry_id, asked.nonce, given(asked.metadata)
             )
             return types.result_of(context.observed(outcome))
+
+        @strawberry.mutation(
+            description="Sets an owner's own low-balance threshold, or with below: null "
+            "removes it (backend services only)."
+        )
+        async def set_balance_alert(
+            self, info: strawberry.Info, input: SetBalanceAlertInput
+        ) -> SetBalanceAlertResult:
+            context: LedgerContext = info.context
+            outcome = await context.ledger.set_balance_alert(input.owner_id, input.below)
+            return alert_result_of(context.observed(outcome))
 
     return Mutation

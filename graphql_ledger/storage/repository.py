@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from graphql_ledger.alerts import BalanceAlert
 from graphql_ledger.history import HistoryPage, HistoryQuery
 from graphql_ledger.holds import CreateEntryOutcome, HoldNonceConflict
 from graphql_ledger.ledger import (
@@ -170,6 +171,13 @@ class LedgerRepository:
         bound.rules = OperationRules(connections, self.operations)
         bound.holds = HoldRepository(connections, self.operations)
         return bound
+
+    async def set_balance_alert(self, owner_id: str, below: int | None) -> BalanceAlert:
+        """Sets (or with None removes) the owner's own low-balance threshold."""
+        row = await self.connections.write(
+            "SELECT below, available FROM set_balance_alert($1, $2)", owner_id, below
+        )
+        return BalanceAlert(owner_id, below, row["below"], row["available"])
 
     async def create_entry(
         self,

@@ -60,7 +60,12 @@ BEGIN
         coalesce(p_metadata, v_hold.metadata), NULL, v_hold.id);
     UPDATE holds h SET status = 'captured', ended_on = v_entry.created_on,
                        capture_id = v_entry.id
-     WHERE h.owner_id = v_hold.owner_id AND h.id = v_hold.id;
+     WHERE h.owner_id = v_hold.owner_id AND h.id = v_hold.id
+    RETURNING * INTO v_hold;
+    IF ledger_events_on() THEN
+        PERFORM ledger_record_event(v_hold.owner_id, 'hold.captured', v_hold.ended_on,
+                                    ledger_hold_event(v_hold));
+    END IF;
     PERFORM ledger_announce(v_hold.owner_id, v_row.balance, v_row.held, v_row.held_until,
                             v_row.version, v_row.last_updated);
     RETURN ledger_answer_entry('created', v_entry);

@@ -17,6 +17,10 @@ BEGIN
     VALUES (p_owner_id, p_operation, p_amount, p_balance_after, p_nonce, p_created_on,
             p_limit_key, nullif(p_quantity, 1), p_kind, p_metadata, p_refund_of, p_hold_id)
     RETURNING * INTO v_entry;
+    IF ledger_events_on() THEN
+        PERFORM ledger_record_event(p_owner_id, 'entry.created', p_created_on,
+                                    ledger_entry_event(v_entry));
+    END IF;
     RETURN v_entry;
 END
 $$

@@ -7,6 +7,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
 DECLARE
     v_refusal ledger_hold_answer;
     v_found record;
+    v_hold holds;
     v_row record;
 BEGIN
     SELECT * INTO v_found FROM ledger_hold_for_write(p_hold_id, p_as_owner, p_user_operations);
@@ -20,18 +21,21 @@ BEGIN
         WHEN 'open' THEN
             UPDATE holds h SET status = 'released',
                                ended_on = greatest(clock_timestamp(), h.created_on)
-             WHERE h.owner_id = (v_found.hold).owner_id AND h.id = p_hold_id;
+             WHERE h.owner_id = (v_found.hold).owner_id AND h.id = p_hold_id
+            RETURNING * INTO v_hold;
             UPDATE balances b
                SET held = b.held + (v_found.hold).amount, version = b.version + 1,
                    held_until = CASE WHEN b.held + (v_found.hold).amount = 0 THEN NULL
                                      ELSE b.held_until END
              WHERE b.owner_id = (v_found.hold).owner_id
             RETURNING b.balance, b.held, b.held_until, b.version, b.last_updated INTO v_row;
+            IF ledger_events_on() THEN
+                PERFORM ledger_record_event(v_hold.owner_id, 'hold.released', v_hold.ended_on,
+                                            ledger_hold_event(v_hold));
+            END IF;
             PERFORM ledger_announce((v_found.hold).owner_id, v_row.balance, v_row.held,
                                     v_row.held_until, v_row.version, v_row.last_updated);
-            RETURN ledger_answer_hold(
-                'released', (SELECT h FROM holds h WHERE h.owner_id = (v_found.hold).owner_id
-                                                     AND h.id = p_hold_id));
+            RETURN ledger_answer_hold('released', v_hold);
         ELSE
             RETURN ledger_answer_hold('hold_not_open', v_found.hold);
     END CASE;

@@ -68,6 +68,10 @@ BEGIN
            version = b.version + 1
      WHERE b.owner_id = p_owner_id
     RETURNING b.balance, b.held, b.held_until, b.version, b.last_updated INTO v_row;
+    IF ledger_events_on() THEN
+        PERFORM ledger_record_event(p_owner_id, 'hold.reserved', v_hold.created_on,
+                                    ledger_hold_event(v_hold));
+    END IF;
     PERFORM ledger_announce(p_owner_id, v_row.balance, v_row.held, v_row.held_until,
                             v_row.version, v_row.last_updated);
     RETURN ledger_answer_hold('created', v_hold);

@@ -4,14 +4,22 @@
 -- reserve now. Revoking what it must not have makes a second run converge on this, whatever
 -- was granted by hand.
 REVOKE ALL ON TABLE entries, balances, holds, operation_rules, alembic_version,
-    ledger_installed_functions FROM PUBLIC, ledger_serving;
-GRANT SELECT ON TABLE entries, balances, holds, operation_rules, alembic_version
-    TO ledger_serving;
+    ledger_installed_functions, events, ledger_settings, balance_alerts
+    FROM PUBLIC, ledger_serving;
+GRANT SELECT ON TABLE entries, balances, holds, operation_rules, alembic_version, events,
+    ledger_settings, balance_alerts TO ledger_serving;
 GRANT EXECUTE ON FUNCTION create_entry(text, text, text, integer, jsonb),
     create_entry(text, text, integer, text, text),
     reserve_credits(text, text, text, integer, integer, jsonb),
     capture_hold(bigint, integer, jsonb, text, text[]),
     release_hold(bigint, text, text[]),
     refund_entry(bigint, text, jsonb),
+    set_balance_alert(text, integer),
+    ledger_configure_events(boolean, integer),
+    ledger_claim_events(integer),
+    ledger_claim_following(text[], integer),
+    ledger_record_attempts(text[], bigint[], text[], timestamptz[], text[]),
+    ledger_prune_events(timestamptz, integer),
+    ledger_resend_events(bigint[]),
     ledger_held(text, timestamptz),
     ledger_hold_status(text, timestamptz, timestamptz) TO ledger_serving;

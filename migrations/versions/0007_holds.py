@@ -20,9 +20,6 @@ it). balances_held_within_balance (balance >= held) is "available never below 0"
 PostgreSQL for every writer. A hold's ids come from a sequence drawn under the owner's
 balance lock, so within an owner they grow in the order holds were reserved.
 
-Revision ID: 0007
-Revises: 0006
-Create Date: 2026-12-01
 """
 
 from alembic import op
