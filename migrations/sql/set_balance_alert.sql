@@ -9,7 +9,7 @@ CREATE FUNCTION set_balance_alert(
 DECLARE
     v_owner record;
 BEGIN
-    SELECT * INTO v_owner FROM ledger_settle_holds(p_owner_id);
+    SELECT * INTO v_owner FROM ledger_available(p_owner_id);
     available := coalesce(v_owner.balance - v_owner.held, 0);
     SELECT s.low_balance INTO app_below FROM ledger_settings s;
     below := coalesce(p_below, app_below);
