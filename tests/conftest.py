@@ -18,9 +18,11 @@ from healthai.operations import HealthAIOperation
 from tests.support import (
     TEST_SECRET,
     GraphQLClient,
+    Ledger,
     private_postgres,
     service_headers,
     sql,
+    user_headers,
     with_database,
     with_user,
 )
@@ -174,3 +176,13 @@ def statements(healthai_http: TestClient) -> Iterator[list[str]]:
     event.remove(pool, "checkout", on_checkout)
     for driver in instrumented:
         driver.remove_query_logger(record)
+
+
+@pytest.fixture
+def as_user(healthai_http: TestClient) -> Callable[[str], Ledger]:
+    """Clients of the issue-14 surface acting as the end user who is the given owner."""
+
+    def make(owner_id: str) -> Ledger:
+        return Ledger(GraphQLClient(healthai_http, headers=user_headers("healthai", owner_id)))
+
+    return make

@@ -607,28 +607,6 @@ def test_a_balance_at_an_instant_reports_held_and_available_as_they_were(
 # -- who may ----------------------------------------------------------------------------
 
 
-class Caller:
-    """The in-process app's one client, sending one caller's token on each request."""
-
-    def __init__(self, http: TestClient, headers: dict[str, str]) -> None:
-        self.http = http
-        self.headers = headers
-
-    def post(self, path: str, json: Any, headers: dict[str, str] | None = None) -> Any:
-        return self.http.post(path, json=json, headers=(headers or {}) | self.headers)
-
-
-@pytest.fixture
-def as_user(healthai_http: TestClient) -> Callable[[str], Ledger]:
-    """Ledger clients acting as the end user who is the given owner."""
-
-    def make(owner_id: str) -> Ledger:
-        caller: Any = Caller(healthai_http, user_headers("healthai", owner_id))
-        return Ledger(GraphQLClient(caller))
-
-    return make
-
-
 def test_an_end_user_reserves_captures_and_releases_its_own_holds_of_its_operations(
     ledger: Ledger, as_user: Callable[[str], Ledger], owner: str, url: str
 ) -> None:

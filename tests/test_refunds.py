@@ -6,7 +6,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from starlette.testclient import TestClient
 
 from tests.support import (
     LEDGER_ENTRY_LINKED,
@@ -15,7 +14,6 @@ from tests.support import (
     count_rows,
     entry_of,
     rows_of,
-    user_headers,
     verify_books,
     wait_for_database_clock,
 )
@@ -260,26 +258,6 @@ def test_a_refund_with_a_bad_nonce_is_invalid_input(ledger: Ledger, owner: str, 
         assert result["field"] == "nonce"
 
     assert rows_of(url, owner) == before
-
-
-class Caller:
-    """The in-process app's one client, sending one caller's token on each request."""
-
-    def __init__(self, http: TestClient, headers: dict[str, str]) -> None:
-        self.http = http
-        self.headers = headers
-
-    def post(self, path: str, json: Any, headers: dict[str, str] | None = None) -> Any:
-        return self.http.post(path, json=json, headers=(headers or {}) | self.headers)
-
-
-@pytest.fixture
-def as_user(healthai_http: TestClient) -> Callable[[str], Ledger]:
-    def make(owner_id: str) -> Ledger:
-        caller: Any = Caller(healthai_http, user_headers("healthai", owner_id))
-        return Ledger(GraphQLClient(caller))
-
-    return make
 
 
 def test_refunds_are_for_services_an_end_user_may_not_refund_even_its_own_entry(
