@@ -13,16 +13,20 @@ shared operation is missing or an operation has no amount::
         CONTENT_ACCESS = credits(0)
 
 Each operation also says whether end users may invoke it for themselves (by default those
-that do not add credits) and how often an owner may have it (`Limit`).
+that do not add credits), how often an owner may have it (`Limit`) and, for one that adds
+credits, how long they last (`expires_after`; by default they never expire), which a shared
+operation may also be given per app: `SIGNUP_CREDIT = shared(expires_after=timedelta(days=30))`.
 """
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from enum import Enum, EnumType
 from types import MappingProxyType
 from typing import Any
 
 __all__ = [
+    "MAX_LIFETIME",
     "SHARED_AMOUNTS",
     "SHARED_OPERATIONS",
     "LedgerOperation",
@@ -45,20 +49,45 @@ class Limit(Enum):
 class OperationDeclaration:
     """What an enum member was declared as; compared by identity, so that two
     operations with the same amount stay two members rather than becoming aliases.
-    `amount` None stands for a shared operation, whose rules live in SHARED_OPERATIONS."""
+    `amount` None stands for a shared operation, whose rules live in SHARED_OPERATIONS
+    (but for its lifetime, which each app chooses)."""
 
     amount: int | None
     user_may_invoke: bool = False
     limit: Limit | None = None
+    expires_after: timedelta | None = None
 
 
-def shared() -> OperationDeclaration:
-    """Declares one of the shared operations; its rules live in `SHARED_OPERATIONS`."""
-    return OperationDeclaration(amount=None)
+def shared(*, expires_after: timedelta | None = None) -> OperationDeclaration:
+    """Declares one of the shared operations; its rules live in `SHARED_OPERATIONS`, but
+    for how long the credits it adds last in this app (`expires_after`; never by default)."""
+    return OperationDeclaration(amount=None, expires_after=_lifetime(expires_after))
+
+
+def _lifetime(expires_after: timedelta | None) -> timedelta | None:
+    if expires_after is None:
+        return None
+    if not isinstance(expires_after, timedelta):
+        raise TypeError(f"expires_after takes a timedelta, not {expires_after!r}")
+    if expires_after <= timedelta(0) or expires_after % timedelta(microseconds=1000):
+        raise ValueError(
+            f"expires_after must be a positive whole number of milliseconds, not {expires_after}"
+        )
+    if expires_after > MAX_LIFETIME:
+        raise ValueError(f"expires_after must be at most 10 years, not {expires_after}")
+    return expires_after
+
+
+# The longest a credit may last: a service's expiresAt and an operation's lifetime alike.
+MAX_LIFETIME = timedelta(days=3653)
 
 
 def credits(
-    amount: int, *, user_may_invoke: bool | None = None, limit: Limit | None = None
+    amount: int,
+    *,
+    user_may_invoke: bool | None = None,
+    limit: Limit | None = None,
+    expires_after: timedelta | None = None,
 ) -> OperationDeclaration:
     """Declares an app's own operation that changes a balance by `amount` credits.
 
@@ -68,12 +97,21 @@ def credits(
             by default those that add no credits (amount <= 0). Otherwise only a backend
             service may.
         limit: How often one owner may have it; unlimited by default.
+        expires_after: How long the credits it adds last (a grant, spent before credits
+            that never expire); they never expire by default. Only for a positive amount.
     """
     if isinstance(amount, bool) or not isinstance(amount, int):
         raise TypeError(f"credits() takes a whole number of credits, not {amount!r}")
+    if expires_after is not None and amount <= 0:
+        raise ValueError(f"only credits that add credits expire, not credits({amount})")
     if user_may_invoke is None:
         user_may_invoke = amount <= 0
-    return OperationDeclaration(amount=amount, user_may_invoke=user_may_invoke, limit=limit)
+    return OperationDeclaration(
+        amount=amount,
+        user_may_invoke=user_may_invoke,
+        limit=limit,
+        expires_after=_lifetime(expires_after),
+    )
 
 
 SHARED_OPERATIONS: Mapping[str, OperationDeclaration] = MappingProxyType(
@@ -124,6 +162,15 @@ def _check_declarations(cls: Any) -> None:
             "(declare each as credits(n))"
         )
     overridden = [n for n, d in declared.items() if d.amount is not None and n in SHARED_OPERATIONS]
+    not_credits = [
+        n
+        for n, d in declared.items()
+        if d.amount is None and d.expires_after and SHARED_AMOUNTS.get(n, 0) <= 0
+    ]
+    if not_credits:
+        problems.append(
+            f"these shared operations add no credits, so none expire: {', '.join(not_credits)}"
+        )
     if overridden:
         problems.append(
             f"these shared operations must be declared as shared(), their amounts live in "
@@ -157,3 +204,9 @@ class LedgerOperation(Enum, metaclass=_OperationType):
     @property
     def limit(self) -> Limit | None:
         return self.declaration.limit
+
+    @property
+    def expires_after(self) -> timedelta | None:
+        """How long the credits an entry of it adds last in this app; None for ever."""
+        declared: OperationDeclaration = self.value
+        return declared.expires_after

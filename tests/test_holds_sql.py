@@ -94,7 +94,8 @@ def test_an_amount_past_the_integer_range_is_invalid_input_on_quantity(
     # A rule of -4,096 a unit: 524,288 units make exactly -2**31, which no balance covers.
     sql(
         url,
-        "SELECT record_operation_rules(ARRAY['CONTENT_CREATION'], ARRAY[-4096], ARRAY[NULL::text])",
+        "SELECT record_operation_rules(ARRAY['CONTENT_CREATION'], ARRAY[-4096], ARRAY[NULL::text],"
+        " ARRAY[NULL::interval])",
     )
     settings = Settings(app_database_urls={"healthai": url}, jwt_secret=TEST_SECRET)
     with TestClient(

@@ -47,6 +47,8 @@ TABLES = (
     "events",
     "ledger_settings",
     "balance_alerts",
+    "grants",
+    "grant_uses",
 )
 
 # A statement of each kind on each table that the owner could run.
@@ -86,6 +88,16 @@ WRITES = {
         "INSERT": "INSERT INTO balance_alerts VALUES ('forger', 1, true)",
         "UPDATE": "UPDATE balance_alerts SET armed = false",
     },
+    "grants": {
+        "INSERT": "INSERT INTO grants VALUES ('forger', 1, 'CREDIT_ADD', 'f', 1000, now(),"
+        " now() + '1h', true, 1000)",
+        "UPDATE": "UPDATE grants SET remaining = amount",
+    },
+    "grant_uses": {
+        "INSERT": "INSERT INTO grant_uses (owner_id, grant_id, entry_id, credits, taken_on,"
+        " moved_on, expires_at) VALUES ('forger', 1, 2, -1000, now(), now(), now())",
+        "UPDATE": "UPDATE grant_uses SET credits = -credits",
+    },
 }
 STATEMENTS = [
     (table, statement)
@@ -100,11 +112,15 @@ STATEMENTS = [
 
 # Functions only the owner may call: rule registration, and the write functions' steps.
 OWNER_ONLY = [
-    "SELECT record_operation_rules(ARRAY['CREDIT_ADD'], ARRAY[1000], ARRAY[NULL::text])",
+    "SELECT record_operation_rules(ARRAY['CREDIT_ADD'], ARRAY[1000], ARRAY[NULL::text],"
+    " ARRAY[NULL::interval])",
     "SELECT * FROM ledger_move_balance('forger', 1000)",
     "SELECT ledger_append_entry('forger', 'CREDIT_ADD', 1000, 1000, 'f', now(), NULL)",
     "SELECT * FROM ledger_settle_holds('forger')",
     "SELECT * FROM ledger_hold_for_write(1, NULL, NULL)",
+    "SELECT ledger_book_expiries('forger', now())",
+    "SELECT ledger_take_grants('forger', 1, now(), 1, NULL)",
+    "SELECT ledger_give_back('forger', 1, 2, now())",
 ]
 
 

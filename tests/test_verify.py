@@ -471,7 +471,11 @@ def test_a_rule_change_waits_for_the_writes_in_flight(new_database: Callable[...
 
             registered = asyncio.create_task(
                 registrar.execute(
-                    "SELECT record_operation_rules($1, $2, $3)", ["CREDIT_ADD"], [12], [None]
+                    "SELECT record_operation_rules($1, $2, $3, $4)",
+                    ["CREDIT_ADD"],
+                    [12],
+                    [None],
+                    [None],
                 )
             )
             await until_waiting(holder, "Lock", count=2)  # the change waits for the write

@@ -1,6 +1,7 @@
 -- Books what a job used out of its hold: one CAPTURE entry of the hold's operation, nonce
 -- and owner for p_quantity units (all of them when NULL) at the hold's own amount per unit,
--- and releases the rest, in one transaction under the owner's balance lock. The hold had
+-- and releases the rest (credits it took from grants pay first, soonest-expiring first; the
+-- rest go back to their grants, and lapse at once if those have expired), in one transaction under the owner's balance lock. The hold had
 -- reserved the credits, so a capture never fails for lack of them
 -- (balances_held_within_balance holds). SECURITY DEFINER, as create_entry(); p_as_owner
 -- and p_user_operations restrict an end user to their own holds of the operations they may
@@ -20,6 +21,7 @@ DECLARE
     v_entry entries;
     v_quantity integer;
     v_amount integer;
+    v_uses integer;
     v_row record;
     v_answer ledger_entry_answer;
 BEGIN
@@ -47,8 +49,11 @@ BEGIN
     END IF;
 
     v_amount := v_hold.amount / v_hold.quantity * v_quantity;
+    -- What the hold took from grants pays for the capture first; the rest goes back.
+    v_uses := ledger_hold_uses(v_hold.owner_id, v_hold.id);
     UPDATE balances b
        SET balance = b.balance + v_amount, held = b.held + v_hold.amount,
+           expiring = b.expiring + greatest(v_uses + v_amount, 0),
            held_until = CASE WHEN b.held + v_hold.amount = 0 THEN NULL ELSE b.held_until END,
            last_updated = greatest(clock_timestamp(), b.last_updated),
            version = b.version + 1
@@ -62,6 +67,13 @@ BEGIN
                        capture_id = v_entry.id
      WHERE h.owner_id = v_hold.owner_id AND h.id = v_hold.id
     RETURNING * INTO v_hold;
+    IF v_uses > 0 THEN
+        PERFORM ledger_end_hold_uses(v_hold.owner_id, ARRAY[v_hold.id], v_entry.created_on,
+                                     -v_amount, v_entry.id);
+        PERFORM ledger_track_grants(v_hold.owner_id, v_entry.created_on);
+        SELECT b.balance, b.last_updated, b.held, b.held_until, b.version INTO v_row
+          FROM balances b WHERE b.owner_id = v_hold.owner_id;
+    END IF;
     IF ledger_events_on() THEN
         PERFORM ledger_record_event(v_hold.owner_id, 'hold.captured', v_hold.ended_on,
                                     ledger_hold_event(v_hold));

@@ -18,5 +18,7 @@ CREATE TYPE ledger_entry_answer AS (
     required integer,         -- the whole amount the write needed, likewise
     retry_after timestamptz,  -- for limit_reached; NULL for never
     hold_id bigint,           -- the hold a nonce or a capture names
-    reserved integer          -- a hold's quantity, for invalid_quantity
+    reserved integer,         -- a hold's quantity, for invalid_quantity
+    entry_expires_at timestamptz,
+    entry_expiry_of bigint
 )

@@ -2,6 +2,8 @@
 -- quantity and the opposite amount, refund_of naming the original, under the owner's
 -- balance lock. An entry is refunded at most once (entries_owner_refund_key). Refunding a
 -- credit takes its credits back, so it needs them available. Idempotent by (owner, nonce).
+-- A spend's refund gives what it took from grants back to them (lapsing at once where
+-- they have expired); a credit's refund takes its own grant's remaining first.
 -- SECURITY DEFINER, as create_entry(); only backend services call it.
 --
 -- The outcome is 'created', 'replayed' (this nonce already refunded this entry),
@@ -16,6 +18,7 @@ DECLARE
     v_original entries;
     v_entry entries;
     v_move record;
+    v_back integer := 0;
     v_answer ledger_entry_answer;
 BEGIN
     SELECT * INTO v_original FROM entries e WHERE e.id = p_entry_id;
@@ -44,7 +47,11 @@ BEGIN
         RETURN ledger_answer_entry('already_refunded', v_entry);
     END IF;
 
-    SELECT * INTO v_move FROM ledger_move_balance(v_original.owner_id, -v_original.amount);
+    IF v_original.amount < 0 THEN
+        v_back := ledger_entry_uses(v_original.owner_id, p_entry_id);
+    END IF;
+    SELECT * INTO v_move
+      FROM ledger_move_balance(v_original.owner_id, -v_original.amount, v_back);
     IF v_move.new_balance IS NULL THEN
         PERFORM ledger_raise_if_nonce_taken(v_original.owner_id, p_nonce);
         IF EXISTS (SELECT FROM entries e WHERE e.owner_id = v_original.owner_id
@@ -63,6 +70,13 @@ BEGIN
         v_original.owner_id, v_original.operation, -v_original.amount, v_move.new_balance,
         p_nonce, v_move.moved_on, NULL, coalesce(v_original.quantity, 1), 'refund',
         p_metadata, p_entry_id, NULL);
+    IF v_back > 0 THEN
+        PERFORM ledger_give_back(v_original.owner_id, p_entry_id, v_entry.id, v_move.moved_on);
+        PERFORM ledger_track_grants(v_original.owner_id, v_move.moved_on);
+    ELSIF v_move.from_grants > 0 THEN  -- a refunded grant gives back its own credits first
+        PERFORM ledger_take_grants(v_original.owner_id, v_move.from_grants, v_move.moved_on,
+                                   v_entry.id, NULL, p_first_grant => p_entry_id);
+    END IF;
     PERFORM ledger_announce(v_original.owner_id, v_move.new_balance, v_move.held,
                             v_move.held_until, v_move.version, v_move.moved_on);
     RETURN ledger_answer_entry('created', v_entry);

@@ -1,7 +1,8 @@
 -- Reserves p_quantity units of a spending operation for the owner until p_expires_in
 -- seconds from now: a hold, which books nothing and counts in balances.held until it is
 -- captured, released or expires. Checked against what is available, under the owner's
--- balance lock, like a spend. SECURITY DEFINER, as create_entry().
+-- balance lock, like a spend, and taken from grants as a spend takes them (soonest-expiring
+-- first): what a hold holds of a grant does not lapse while it is open. SECURITY DEFINER, as create_entry().
 --
 -- The outcome is 'created', 'replayed' (the same operation and quantity again),
 -- 'hold_nonce_conflict' (the nonce names another hold: its columns are answered),
@@ -19,6 +20,7 @@ DECLARE
     v_rule record;
     v_amount bigint;
     v_owner record;
+    v_from_grants integer;
     v_row record;
     v_answer ledger_hold_answer;
 BEGIN
@@ -52,22 +54,26 @@ BEGIN
         v_answer.required := -v_amount;
         RETURN v_answer;
     END IF;
-    PERFORM ledger_settle_holds(p_owner_id);
-    -- Never before the owner's newest entry, as entries' created_on, so that a balance as
-    -- of an instant never counts a hold without the credits it reserved.
+    PERFORM ledger_settle_holds(p_owner_id, v_owner.at);
+    v_from_grants := least(-v_amount, ledger_grants_left(p_owner_id, v_owner.at));
+    -- Never before the owner's newest entry, as entries' created_on (v_owner.at), so that a
+    -- balance as of an instant never counts a hold without the credits it reserved.
     INSERT INTO holds (owner_id, operation, quantity, amount, nonce, metadata, created_on,
                        expires_at)
-    SELECT p_owner_id, p_operation, p_quantity, v_amount, p_nonce, p_metadata, at,
-           at + make_interval(secs => p_expires_in)
-      FROM greatest(clock_timestamp(), v_owner.last_updated) AS at
+    VALUES (p_owner_id, p_operation, p_quantity, v_amount, p_nonce, p_metadata, v_owner.at,
+            v_owner.at + make_interval(secs => p_expires_in))
     RETURNING * INTO v_hold;
     UPDATE balances b
        SET held = b.held - v_hold.amount,
            held_until = CASE WHEN b.held = 0 THEN v_hold.expires_at
                              ELSE least(b.held_until, v_hold.expires_at) END,
+           expiring = b.expiring - v_from_grants,
            version = b.version + 1
      WHERE b.owner_id = p_owner_id
     RETURNING b.balance, b.held, b.held_until, b.version, b.last_updated INTO v_row;
+    IF v_from_grants > 0 THEN
+        PERFORM ledger_take_grants(p_owner_id, v_from_grants, v_owner.at, NULL, v_hold.id);
+    END IF;
     IF ledger_events_on() THEN
         PERFORM ledger_record_event(p_owner_id, 'hold.reserved', v_hold.created_on,
                                     ledger_hold_event(v_hold));
