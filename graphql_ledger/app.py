@@ -19,6 +19,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from graphql_ledger.auth import authenticator_for, development_secret
 from graphql_ledger.config import Settings
 from graphql_ledger.development import development_token, is_development
+from graphql_ledger.expiry import ExpiryPass
 from graphql_ledger.graphiql import STATIC_PATH, GraphiQLAssets
 from graphql_ledger.health import healthz, readyz
 from graphql_ledger.health import metrics as metrics_endpoint
@@ -159,6 +160,9 @@ def _lifespan(
             await feed.start()
             stack.push_async_callback(feed.stop)
             await start_events(stack, name, url, settings, metrics)  # webhooks.py
+            expiry = ExpiryPass(name, repository, settings.expiry_interval)  # expiry.py
+            expiry.start()
+            stack.push_async_callback(expiry.stop)
             logger.info("%s serves the ledger in %s", name, display_url(url))
             yield
         logger.info("%s stopped", name)

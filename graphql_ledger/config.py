@@ -109,6 +109,8 @@ class Settings:
             event is due.
         webhook_worker: `LEDGER_WEBHOOK_WORKER` (`on` or `off`): whether server processes
             deliver events themselves; off, a `graphql-ledger deliver` process does.
+        expiry_interval: `LEDGER_EXPIRY_INTERVAL`, seconds between two expiry passes of a
+            server process (each books what has lapsed of expiring grants); at most 60.
     """
 
     app_database_urls: Mapping[str, str] = field(default_factory=dict)
@@ -151,6 +153,7 @@ class Settings:
     webhook_retention: float = 7 * 24 * 3600.0
     webhook_poll: float = 0.5
     webhook_worker: bool = True
+    expiry_interval: float = 10.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> "Settings":
@@ -240,6 +243,10 @@ class Settings:
             ),
             webhook_poll=_positive(environ, "LEDGER_WEBHOOK_POLL", float, cls.webhook_poll),
             webhook_worker=_switch(environ, "LEDGER_WEBHOOK_WORKER", cls.webhook_worker),
+            expiry_interval=min(
+                60.0,
+                _positive(environ, "LEDGER_EXPIRY_INTERVAL", float, cls.expiry_interval),
+            ),
         )
 
     def configured_database_url(self, app: str) -> str | None:

@@ -70,25 +70,36 @@ class Entry:
     kind: EntryKind = EntryKind.OPERATION
     metadata: Metadata | None = None
     refund_of: int | None = None  # the id of the entry a REFUND reverses
+    expires_at: datetime | None = None  # when a grant's credits expire; None: never
+    expiry_of: int | None = None  # the id of the grant an EXPIRY books out
+
+    @property
+    def is_credit(self) -> bool:
+        """Whether it added credits of its own (a grant, expiring or not), which have a
+        `remaining`."""
+        return self.kind is EntryKind.OPERATION and self.amount > 0
 
 
 @dataclass(frozen=True, slots=True)
 class Balance:
     """An owner's balance, now or as of an instant: `balance` is the sum of its entries,
-    `held` the credits its open holds reserve; an owner with no entries has 0 and no
-    `last_updated`."""
+    `held` the credits its open holds reserve, `lapsed` those of its grants that have
+    expired and are not booked out yet; an owner with no entries has 0 and no
+    `last_updated`. `at` is the instant a balance as of an instant was asked for."""
 
     owner_id: str
     balance: int
     last_updated: datetime | None
     held: int = 0
+    lapsed: int = 0
+    at: datetime | None = None
 
     @property
     def available(self) -> int:
-        """What a spend may take: the balance less what holds reserve; never below 0 (the
-        database keeps it so; a balance as of an instant taken across a clock step back
-        could otherwise show a hold before the credits it reserved)."""
-        return max(0, self.balance - self.held)
+        """What a spend may take: the balance less what holds reserve and what has lapsed;
+        never below 0 (the database keeps it so; a balance as of an instant taken across a
+        clock step back could otherwise show a hold before the credits it reserved)."""
+        return max(0, self.balance - self.held - self.lapsed)
 
 
 @dataclass(frozen=True, slots=True)

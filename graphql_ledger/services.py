@@ -4,10 +4,11 @@ GraphQL in and out and call these; nothing here knows GraphQL or SQL."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from graphql_ledger.access import NotPermitted, Principal
 from graphql_ledger.alerts import BalanceAlert, below_problem
+from graphql_ledger.grants import expires_at_problem
 from graphql_ledger.history import HistoryPage, HistoryQuery
 from graphql_ledger.holds import (
     CaptureOutcome,
@@ -32,6 +33,7 @@ from graphql_ledger.ledger import (
 )
 from graphql_ledger.operations import LedgerOperation
 from graphql_ledger.storage import LedgerRepository
+from graphql_ledger.storage.grants import GrantPageQuery
 from graphql_ledger.storage.holds import HoldPageQuery
 
 __all__ = ["Ledger", "NotPermitted"]
@@ -56,20 +58,30 @@ class Ledger:
         nonce: str,
         quantity: int = 1,
         metadata: object = None,
+        expires_at: datetime | None = None,
     ) -> CreateEntryOutcome:
         """Appends an entry, or answers the original one for a replayed nonce, or a refusal
         that wrote nothing: the input rules and the caller's rights first, then the
-        database's (idempotency, limits, no overdraft)."""
+        database's (idempotency, limits, no overdraft). A service may say when the credits
+        it adds expire (`expires_at`), which wins over the operation's lifetime."""
         refusal = (
             _write_problem(owner_id, nonce, metadata)
             or quantity_problem(quantity, operation)
             or self.caller.refusal_to_write(owner_id, operation)
+            or (None if expires_at is None else self._expiry_problem(expires_at, operation))
         )
         if refusal is not None:
             return refusal
         return await self.repository.create_entry(
-            owner_id, operation, nonce, quantity, _metadata(metadata)
+            owner_id, operation, nonce, quantity, _metadata(metadata), expires_at
         )
+
+    def _expiry_problem(
+        self, expires_at: datetime, operation: LedgerOperation
+    ) -> InvalidInput | OperationNotAllowed | None:
+        if not self.caller.is_service:
+            return OperationNotAllowed("only a backend service may choose when credits expire")
+        return expires_at_problem(expires_at, operation, datetime.now(UTC))
 
     async def reserve_credits(
         self,
@@ -184,6 +196,22 @@ class Ledger:
     async def history(self, queries: Sequence[HistoryQuery]) -> list[HistoryPage]:
         """A page of history for each query, in the order asked, in one read."""
         return await self.repository.entry_pages(queries)
+
+    async def remaining(self, owner_ids: Sequence[str]) -> dict[tuple[str, int], int]:
+        """What each entry that added credits has left now, by (owner, entry id); an entry
+        absent has none left."""
+        return await self.repository.grants.remaining(owner_ids)
+
+    async def grants(self, query: GrantPageQuery) -> tuple[list[tuple[Entry, int]], bool]:
+        """A page of an owner's grants with credits left, in the order spends take them."""
+        return await self.repository.grants.page(query)
+
+    async def expiring_within(
+        self, requests: Sequence[tuple[str, datetime | None, int]]
+    ) -> list[int]:
+        """For each (owner, instant or None for now, seconds): the available credits that
+        expire within so many seconds of it."""
+        return await self.repository.grants.expiring_within(requests)
 
 
 def _user_operations(operations: type[LedgerOperation]) -> list[str]:

@@ -13,6 +13,7 @@ from graphql_ledger.history import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, HistoryQuer
 from graphql_ledger.holds import HoldStatus, hold_position
 from graphql_ledger.operations import LedgerOperation
 from graphql_ledger.schema.errors import BadUserInput
+from graphql_ledger.storage.grants import GrantPageQuery, grant_position
 from graphql_ledger.storage.holds import HoldPageQuery
 
 __all__ = [
@@ -121,3 +122,15 @@ def hold_page_query(
         if position is None:
             raise BadUserInput("after is not a cursor of this API")
     return HoldPageQuery(checked_owner_id(owner_id), status, first or DEFAULT_PAGE_SIZE, position)
+
+
+def grant_page_query(owner_id: str, first: int | None, after: str | None) -> GrantPageQuery:
+    """The page the `grants` arguments ask for."""
+    if first is not None and not 1 <= first <= MAX_PAGE_SIZE:
+        raise BadUserInput(f"first must be from 1 to {MAX_PAGE_SIZE}, not {first}")
+    position = None
+    if after is not None:
+        position = grant_position(after)
+        if position is None:
+            raise BadUserInput("after is not a cursor of this API")
+    return GrantPageQuery(checked_owner_id(owner_id), first or DEFAULT_PAGE_SIZE, position)

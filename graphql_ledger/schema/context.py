@@ -17,6 +17,7 @@ from graphql_ledger.schema.base import OperationRecord
 from graphql_ledger.schema.types import Balance
 from graphql_ledger.services import Ledger
 from graphql_ledger.storage import BalanceFeed, LedgerPosition, LedgerRepository
+from graphql_ledger.storage.grants import GrantPageQuery
 from graphql_ledger.storage.holds import HoldPageQuery
 
 T = TypeVar("T")
@@ -53,6 +54,11 @@ class LedgerContext:
     refunds_of: DataLoader[tuple[str, int], Entry | None] = field(init=False)
     holds_by_id: DataLoader[str, Hold | None] = field(init=False)
     hold_pages: DataLoader[HoldPageQuery, tuple[list[Hold], bool]] = field(init=False)
+    remaining: DataLoader[str, dict[tuple[str, int], int]] = field(init=False)
+    grant_pages: DataLoader[GrantPageQuery, tuple[list[tuple[Entry, int]], bool]] = field(
+        init=False
+    )
+    expiring_within: DataLoader[tuple[str, datetime | None, int], int] = field(init=False)
 
     def __post_init__(self) -> None:
         self._following = self.repository.following(self.position)
@@ -87,6 +93,21 @@ class LedgerContext:
         ) -> list[tuple[list[Hold], bool]]:
             return await self.ledger.hold_pages(queries)
 
+        async def load_remaining(owner_ids: list[str]) -> list[dict[tuple[str, int], int]]:
+            found = await self.ledger.remaining(owner_ids)
+            return [found for _ in owner_ids]  # one map for all: keys name their owner
+
+        async def load_grant_pages(
+            queries: list[GrantPageQuery],
+        ) -> list[tuple[list[tuple[Entry, int]], bool]]:
+            return [await self.ledger.grants(query) for query in queries]
+
+        async def load_expiring(requests: list[tuple[str, datetime | None, int]]) -> list[int]:
+            return await self.ledger.expiring_within(requests)
+
+        self.remaining = DataLoader(load_fn=load_remaining, cache=False)
+        self.grant_pages = DataLoader(load_fn=load_grant_pages, cache=False)
+        self.expiring_within = DataLoader(load_fn=load_expiring, cache=False)
         self.balances = DataLoader(load_fn=load_balances, cache=False)
         self.balances_at = DataLoader(load_fn=load_balances_at, cache=False)
         self.entry_pages = DataLoader(load_fn=load_pages, cache=False)

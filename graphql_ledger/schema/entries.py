@@ -27,6 +27,7 @@ from graphql_ledger.schema.types import (
     PageInfo,
     page_info,
 )
+from graphql_ledger.storage.grants import grant_cursor
 
 __all__ = ["EntryTypes", "entry_types"]
 
@@ -41,6 +42,22 @@ class EntryTypes:
     OperationInfo: Any
     CreateEntryInput: Any
     NonceConflict: Any
+    LedgerEntryEdge: Any
+
+    def grant_connection(
+        self, grants: list[tuple[ledger.Entry, int]], has_next: bool, has_previous: bool
+    ) -> Any:
+        """A page of an owner's grants as a LedgerEntryConnection."""
+        edges = [
+            self.LedgerEntryEdge(cursor=grant_cursor(entry), node=self.LedgerEntry.of(entry))
+            for entry, _ in grants
+        ]
+        return self.LedgerEntryConnection(
+            edges=edges,
+            page_info=page_info(
+                [edge.cursor for edge in edges], has_next=has_next, has_previous=has_previous
+            ),
+        )
 
     def result_of(self, outcome: Any) -> Any:
         """A refusal any write may answer, or an entry, as the GraphQL type that shows it;
@@ -85,6 +102,20 @@ def _ledger_entry(operations: type[LedgerOperation]) -> Any:
         metadata: JSON | None = strawberry.field(
             description="What the client attached; null when none."
         )
+        expires_at: datetime | None = strawberry.field(
+            description="When this entry's credits expire (a grant); null: never."
+        )
+
+        @strawberry.field(
+            description="For an entry that added credits: those neither spent (entries, "
+            "captures, open holds) nor expired yet; null for other entries."
+        )
+        async def remaining(self, info: strawberry.Info) -> int | None:
+            entry: ledger.Entry = self.entry  # type: ignore[attr-defined]
+            if not entry.is_credit:
+                return None
+            left: dict[tuple[str, int], int] = await info.context.remaining.load(entry.owner_id)
+            return left.get((entry.owner_id, entry.id), 0)
 
         @classmethod
         def of(cls, entry: ledger.Entry) -> "LedgerEntry":
@@ -99,6 +130,7 @@ def _ledger_entry(operations: type[LedgerOperation]) -> Any:
                 "quantity": entry.quantity,
                 "kind": entry.kind,
                 "metadata": dict(entry.metadata) if entry.metadata is not None else None,
+                "expires_at": entry.expires_at,
             }
             found = cls(**fields)
             found.entry = entry  # type: ignore[attr-defined]
@@ -119,6 +151,18 @@ def _ledger_entry(operations: type[LedgerOperation]) -> Any:
         refund = await info.context.refunds_of.load((root.entry.owner_id, root.entry.id))
         return None if refund is None else LedgerEntry.of(refund)
 
+    async def expiry_of(root: Any, info: strawberry.Info) -> Any:
+        grant = root.entry.expiry_of
+        if grant is None:
+            return None
+        entry = await info.context.entries_by_id.load(grant)
+        return None if entry is None else LedgerEntry.of(entry)
+
+    LedgerEntry.expiry_of = strawberry.field(  # type: ignore[attr-defined]
+        resolver=expiry_of,
+        graphql_type=Optional[LedgerEntry],  # noqa: UP045
+        description="For an EXPIRY, the grant whose credits it booked out.",
+    )
     LedgerEntry.refund_of = strawberry.field(  # type: ignore[attr-defined]
         resolver=refund_of,
         graphql_type=Optional[LedgerEntry],  # noqa: UP045
@@ -190,6 +234,11 @@ def entry_types(operations: type[LedgerOperation]) -> EntryTypes:
             default=UNSET,
             description="At most 16 string values by key, stored with the entry.",
         )
+        expires_at: datetime | None = strawberry.field(
+            default=UNSET,
+            description="For a service's entry that adds credits: when they expire (after "
+            "now, at most 10 years ahead); wins over the operation's lifetime.",
+        )
 
     return EntryTypes(
         operations=operations,
@@ -198,4 +247,5 @@ def entry_types(operations: type[LedgerOperation]) -> EntryTypes:
         OperationInfo=OperationInfo,
         CreateEntryInput=CreateEntryInput,
         NonceConflict=NonceConflict,
+        LedgerEntryEdge=LedgerEntryEdge,
     )

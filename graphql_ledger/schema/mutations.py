@@ -8,6 +8,8 @@ from typing import Any
 
 import strawberry
 
+from graphql_ledger import ledger
+from graphql_ledger.schema import arguments
 from graphql_ledger.schema.alerts import (
     SetBalanceAlertInput,
     SetBalanceAlertResult,
@@ -15,6 +17,7 @@ from graphql_ledger.schema.alerts import (
 )
 from graphql_ledger.schema.arguments import given
 from graphql_ledger.schema.context import LedgerContext
+from graphql_ledger.schema.errors import BadUserInput
 from graphql_ledger.schema.holds import HoldTypes
 
 __all__ = ["mutation_type"]
@@ -47,12 +50,17 @@ def mutation_type(types: HoldTypes) -> type:
         ) -> CreateEntryResult:
             context: LedgerContext = info.context
             asked: Any = input  # a CreateEntryInput, made per app
+            try:
+                expires_at = arguments.checked_instant(given(asked.expires_at), "expiresAt")
+            except BadUserInput as error:
+                return types.result_of(ledger.InvalidInput("expiresAt", error.message))
             outcome = await context.ledger.create_entry(
                 asked.owner_id,
                 asked.operation,
                 asked.nonce,
                 _or(asked.quantity, 1),
                 given(asked.metadata),
+                expires_at,
             )
             return types.result_of(context.observed(outcome))
 

@@ -95,6 +95,16 @@ async def _holds_page(
     return connection.of(found, has_next, query.after)
 
 
+async def _grants_page(
+    info: strawberry.Info, entries: Any, owner_id: str, first: int | None, after: str | None
+) -> Any:
+    query = arguments.grant_page_query(owner_id, first, given(after))
+    context: LedgerContext = info.context
+    context.ledger.check_may_read(query.owner_id)
+    found, has_next = await context.grant_pages.load(query)
+    return entries.grant_connection(found, has_next, query.after is not None)
+
+
 def owner_type(holds: HoldTypes) -> type:
     """Owner: an owner's balance, held and available credits, history and holds."""
     Connection = holds.entries.LedgerEntryConnection
@@ -139,6 +149,19 @@ def owner_type(holds: HoldTypes) -> type:
             return await _entries_page(
                 info, Connection, self.id, first, after, operation, since, until, metadata
             )
+
+        @strawberry.field(
+            description="The owner's entries with credits left (remaining) that have not "
+            "expired, in the order spends take them: expiring ones soonest first, then "
+            "those that never expire, oldest first."
+        )
+        async def grants(
+            self,
+            info: strawberry.Info,
+            first: First = history.DEFAULT_PAGE_SIZE,
+            after: After = UNSET,
+        ) -> Connection:
+            return await _grants_page(info, holds.entries, self.id, first, after)
 
         @strawberry.field(description="The owner's holds, newest first.")
         async def holds(

@@ -3,12 +3,15 @@ are made per app, in `factory.py`."""
 
 import enum
 from datetime import datetime
+from typing import Any
 
 import strawberry
 from strawberry.relay import PageInfo
 from strawberry.scalars import JSON
 
 from graphql_ledger import holds, ledger
+from graphql_ledger.grants import MAX_EXPIRING_WITHIN, expiring_within_problem
+from graphql_ledger.schema.errors import BadUserInput
 
 __all__ = [
     "JSON",
@@ -54,6 +57,16 @@ class LedgerErrorCode(enum.Enum):
     NOT_REFUNDABLE = "NOT_REFUNDABLE"
 
 
+async def _expiring_within(root: Any, info: strawberry.Info, seconds: int) -> int:
+    problem = expiring_within_problem(seconds)
+    if problem is not None:
+        raise BadUserInput(problem)
+    if root.last_updated is None:
+        return 0
+    credits: int = await info.context.expiring_within.load((root.owner_id, root.at, seconds))
+    return credits
+
+
 @strawberry.type(description="An owner's credit balance, now or as of an instant.")
 class Balance:
     owner_id: strawberry.ID
@@ -65,18 +78,27 @@ class Balance:
         description="Credits reserved by open holds whose expiresAt is still ahead."
     )
     available: int = strawberry.field(
-        description="balance - held: what a spend or a reserve may take; never below 0."
+        description="balance - held, less credits of grants that have expired: what a spend "
+        "or a reserve may take; never below 0."
+    )
+
+    expiring_within: int = strawberry.field(
+        resolver=_expiring_within,
+        description="How many available credits expire within this many seconds (0 to "
+        f"{MAX_EXPIRING_WITHIN:,}) of now, or of `at` for a balance as of an instant.",
     )
 
     @classmethod
     def of(cls, record: ledger.Balance) -> "Balance":
-        return cls(
+        found = cls(
             owner_id=strawberry.ID(record.owner_id),
             balance=record.balance,
             last_updated=record.last_updated,
             held=record.held,
             available=record.available,
         )
+        found.at = record.at  # type: ignore[attr-defined]
+        return found
 
 
 def page_info(cursors: list[str], *, has_next: bool, has_previous: bool) -> PageInfo:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from graphql_ledger.alerts import BalanceAlert
@@ -28,6 +29,7 @@ from graphql_ledger.ledger import (
 from graphql_ledger.operations import LedgerOperation
 from graphql_ledger.storage.connections import Connections
 from graphql_ledger.storage.feed import BalanceUpdate
+from graphql_ledger.storage.grants import GrantReads
 from graphql_ledger.storage.holds import HoldRepository
 from graphql_ledger.storage.positions import LedgerPosition
 from graphql_ledger.storage.replicas import ReadReplicas
@@ -47,14 +49,26 @@ TOO_LARGE = InvalidInput(
     "quantity", "this quantity would take the amount or the balance past 2,147,483,647 credits"
 )
 
-CREATE_ENTRY = f"SELECT {WRITTEN_ENTRY} FROM create_entry($1, $2, $3, $4, $5::jsonb)"
+CREATE_ENTRY = (
+    f"SELECT {WRITTEN_ENTRY} FROM create_entry($1, $2, $3, $4, $5::jsonb, $6::timestamptz)"
+)
+
+# What create_entry() raises (SQLSTATE) for an expiresAt not after the entry's createdOn.
+EXPIRES_AT_PASSED = "LG001"
+EXPIRES_AT_ON_A_SPEND = InvalidInput("expiresAt", "only an entry that adds credits may expire")
+
+# What has lapsed of an owner's grants and is not booked out yet (ledger_lapsed): nothing
+# to compute while balances.expiring_until is ahead.
+LAPSED = """CASE WHEN b.expiring_until IS NULL OR b.expiring_until > now() THEN 0
+                ELSE ledger_lapsed(b.owner_id, now()) END AS lapsed"""
 
 # Balances with the credits their open holds reserve now: the stored held while no hold has
-# expired (held_until ahead), else summed from the holds (ledger_held).
-BALANCES = """
+# expired (held_until ahead), else summed from the holds (ledger_held); and what has lapsed.
+BALANCES = f"""
     SELECT b.owner_id, b.balance, b.last_updated,
            CASE WHEN b.held = 0 OR b.held_until > now() THEN b.held
-                ELSE ledger_held(b.owner_id, now()) END AS held
+                ELSE ledger_held(b.owner_id, now()) END AS held,
+           {LAPSED}
       FROM balances b WHERE b.owner_id = ANY($1::text[])
 """
 
@@ -97,10 +111,11 @@ REFUNDS_OF = f"""
 
 # Current balances and their version (which grows with every write of the owner), for
 # the live balance feed.
-NEWEST_BALANCES = """
+NEWEST_BALANCES = f"""
     SELECT q.n, b.balance, b.last_updated, b.version,
            CASE WHEN b.held = 0 OR b.held_until > now() THEN b.held
-                ELSE ledger_held(b.owner_id, now()) END AS held
+                ELSE ledger_held(b.owner_id, now()) END AS held,
+           {LAPSED}
       FROM unnest($1::text[]) WITH ORDINALITY AS q(owner_id, n)
       LEFT JOIN balances b ON b.owner_id = q.owner_id
      ORDER BY q.n
@@ -108,9 +123,13 @@ NEWEST_BALANCES = """
 
 # Balances as of instants: the balance_after of each owner's newest entry created at or
 # before the instant, one index lookup each, and the credits the holds open at that
-# instant reserved (created by then, not yet ended or expired).
+# instant reserved (created by then, not yet ended or expired), and what had lapsed of
+# grants by then (ledger_lapsed_at, for owners with a grant that had expired).
 BALANCES_AT = """
-    SELECT q.n, e.balance_after, e.created_on, coalesce(h.held, 0) AS held
+    SELECT q.n, e.balance_after, e.created_on, coalesce(h.held, 0) AS held,
+           CASE WHEN EXISTS (SELECT FROM grants g WHERE g.owner_id = q.owner_id
+                                                   AND g.expires_at <= q.instant)
+                THEN ledger_lapsed_at(q.owner_id, q.instant) ELSE 0 END AS lapsed
       FROM unnest($1::text[], $2::timestamptz[]) WITH ORDINALITY AS q(owner_id, instant, n)
       LEFT JOIN LATERAL (
            SELECT e.balance_after, e.created_on
@@ -159,6 +178,7 @@ class LedgerRepository:
         self.connections = Connections(engine, timeout=timeout, replicas=replicas)
         self.rules = OperationRules(self.connections, operations)
         self.holds = HoldRepository(self.connections, operations)
+        self.grants = GrantReads(self.connections, operations)
 
     def following(self, position: LedgerPosition) -> "LedgerRepository":
         """This repository for one request: its reads see at least `position` (the one its
@@ -170,7 +190,15 @@ class LedgerRepository:
         bound.connections = connections
         bound.rules = OperationRules(connections, self.operations)
         bound.holds = HoldRepository(connections, self.operations)
+        bound.grants = GrantReads(connections, self.operations)
         return bound
+
+    async def expire_grants(self, batch: int) -> int:
+        """One transaction of the expiry pass: books what has lapsed for owners whose
+        expiring_until has passed, about `batch` EXPIRY entries; answers how many."""
+        row = await self.connections.write("SELECT ledger_expire_grants($1) AS booked", batch)
+        booked: int = row["booked"]
+        return booked
 
     async def set_balance_alert(self, owner_id: str, below: int | None) -> BalanceAlert:
         """Sets (or with None removes) the owner's own low-balance threshold."""
@@ -186,15 +214,27 @@ class LedgerRepository:
         nonce: str,
         quantity: int = 1,
         metadata: Metadata | None = None,
+        expires_at: datetime | None = None,
     ) -> CreateEntryOutcome:
         """Appends `quantity` units of `operation` for `owner_id` unless the nonce was used
         before (replay: the original entry; another operation or quantity: NonceConflict; a
         hold's nonce: HoldNonceConflict), the operation's limit is reached (LimitReached),
         or what is available would go negative (InsufficientCredits); a refusal writes
-        nothing."""
-        row = await self.connections.write(
-            CREATE_ENTRY, owner_id, operation.name, nonce, quantity, metadata_json(metadata)
-        )
+        nothing. A credit expires at `expires_at`, else after its rule's lifetime, if any."""
+        try:
+            row = await self.connections.write(
+                CREATE_ENTRY,
+                owner_id,
+                operation.name,
+                nonce,
+                quantity,
+                metadata_json(metadata),
+                expires_at,
+            )
+        except asyncpg.PostgresError as error:
+            if error.sqlstate == EXPIRES_AT_PASSED:
+                return InvalidInput("expiresAt", "expiresAt has passed")
+            raise
         match row["outcome"]:
             case "insufficient_credits":
                 return InsufficientCredits(balance=row["current_balance"], required=row["required"])
@@ -202,6 +242,8 @@ class LedgerRepository:
                 return LimitReached(operation=operation, retry_after=row["retry_after"])
             case "too_large":
                 return TOO_LARGE
+            case "not_expiring":
+                return EXPIRES_AT_ON_A_SPEND
             case "hold_nonce_conflict":
                 return HoldNonceConflict(await self.holds.by_id(row["hold_id"]))
             case "nonce_conflict":
@@ -214,7 +256,7 @@ class LedgerRepository:
         rows = await self.connections.read(BALANCES, list(set(owner_ids)))
         found = {row["owner_id"]: row for row in rows}
         return [
-            Balance(owner_id, row["balance"], row["last_updated"], row["held"])
+            Balance(owner_id, row["balance"], row["last_updated"], row["held"], row["lapsed"])
             if (row := found.get(owner_id)) is not None
             else Balance(owner_id, 0, None)
             for owner_id in owner_ids
@@ -251,8 +293,15 @@ class LedgerRepository:
             BALANCES_AT, [owner_id for owner_id, _ in requests], [at for _, at in requests]
         )
         return [
-            Balance(owner_id, row["balance_after"] or 0, row["created_on"], row["held"])
-            for (owner_id, _), row in zip(requests, rows, strict=True)
+            Balance(
+                owner_id,
+                row["balance_after"] or 0,
+                row["created_on"],
+                row["held"],
+                row["lapsed"],
+                at=at,
+            )
+            for (owner_id, at), row in zip(requests, rows, strict=True)
         ]
 
     async def newest_balances(self, owner_ids: Sequence[str]) -> list[BalanceUpdate]:
@@ -261,7 +310,13 @@ class LedgerRepository:
         rows = await self.connections.read(NEWEST_BALANCES, list(owner_ids), primary=True)
         return [
             BalanceUpdate(
-                Balance(owner_id, row["balance"] or 0, row["last_updated"], row["held"] or 0),
+                Balance(
+                    owner_id,
+                    row["balance"] or 0,
+                    row["last_updated"],
+                    row["held"] or 0,
+                    row["lapsed"] or 0,
+                ),
                 row["version"] or 0,
             )
             for owner_id, row in zip(owner_ids, rows, strict=True)

@@ -23,17 +23,19 @@ __all__ = [
 ]
 
 # An entry as every read selects it, from `entries e`; the write functions answer the same
-# names (entry_id AS id, ...).
-ENTRY_COLUMNS = """e.id, e.owner_id, e.operation, e.amount, e.balance_after, e.nonce,
+# names (entry_id AS id, ...). An EXPIRY, the ledger's own, shows its grant's nonce.
+ENTRY_COLUMNS = """e.id, e.owner_id, e.operation, e.amount, e.balance_after,
+    coalesce(e.nonce, (SELECT g.nonce FROM grants g
+                        WHERE g.owner_id = e.owner_id AND g.entry_id = e.expiry_of)) AS nonce,
     e.created_on, coalesce(e.quantity, 1) AS quantity, e.kind, e.metadata::text AS metadata,
-    e.refund_of"""
+    e.refund_of, e.expires_at, e.expiry_of"""
 
 # An entry as a write function answers it (ledger_entry_answer), and a hold
 # (ledger_hold_answer): the same names after entry_ or hold_.
 WRITTEN_ENTRY = """outcome, entry_id, entry_owner_id, entry_operation, entry_amount,
     entry_balance_after, entry_nonce, entry_created_on, entry_quantity, entry_kind,
     entry_metadata::text AS entry_metadata, entry_refund_of, current_balance, required,
-    retry_after, hold_id, reserved"""
+    retry_after, hold_id, reserved, entry_expires_at, entry_expiry_of"""
 WRITTEN_HOLD = """outcome, hold_id, hold_owner_id, hold_operation, hold_quantity, hold_amount,
     hold_status, hold_nonce, hold_metadata::text AS hold_metadata, hold_created_on,
     hold_expires_at, hold_capture_id, current_balance, required, entry_id"""
@@ -74,6 +76,8 @@ def entry_of(
         kind=EntryKind(kind) if kind else EntryKind.OPERATION,
         metadata=_metadata(row[f"{prefix}metadata"]),
         refund_of=row[f"{prefix}refund_of"],
+        expires_at=row[f"{prefix}expires_at"],
+        expiry_of=row[f"{prefix}expiry_of"],
     )
 
 

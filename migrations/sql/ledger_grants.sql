@@ -8,7 +8,8 @@
 CREATE FUNCTION ledger_grants(
     p_owner_id text, p_at timestamptz, p_expiring_only boolean DEFAULT false
 )
-RETURNS TABLE (entry_id bigint, expires_at timestamptz, remaining integer)
+RETURNS TABLE (entry_id bigint, created_on timestamptz, expires_at timestamptz,
+               remaining integer)
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
     v_owner record;
@@ -29,19 +30,21 @@ BEGIN
               JOIN grant_uses u ON u.owner_id = h.owner_id AND u.hold_id = h.id
              WHERE h.owner_id = p_owner_id AND h.status = 'open' AND h.expires_at <= p_at
              GROUP BY u.grant_id)
-        SELECT g.entry_id, g.expires_at, g.remaining + coalesce(b.credits, 0) AS left
+        SELECT g.entry_id, g.created_on, g.expires_at,
+               g.remaining + coalesce(b.credits, 0) AS credits_left
           FROM grants g LEFT JOIN back b ON b.grant_id = g.entry_id
          WHERE g.owner_id = p_owner_id AND g.remaining > 0
          UNION ALL
-        SELECT g.entry_id, g.expires_at, b.credits
+        SELECT g.entry_id, g.created_on, g.expires_at, b.credits
           FROM back b JOIN grants g ON g.owner_id = p_owner_id AND g.entry_id = b.grant_id
          WHERE g.remaining = 0
     LOOP
-        v_pool := v_pool - v_entry.left;  -- lapsed or not, it is no credit that never expires
-        IF v_entry.left > 0 AND v_entry.expires_at > p_at THEN
+        v_pool := v_pool - v_entry.credits_left;  -- lapsed or not, it is no credit that never expires
+        IF v_entry.credits_left > 0 AND v_entry.expires_at > p_at THEN
             entry_id := v_entry.entry_id;
+            created_on := v_entry.created_on;
             expires_at := v_entry.expires_at;
-            remaining := v_entry.left;
+            remaining := v_entry.credits_left;
             RETURN NEXT;
         END IF;
     END LOOP;
@@ -49,7 +52,7 @@ BEGIN
         RETURN;
     END IF;
     FOR v_entry IN
-        SELECT e.id, e.amount FROM entries e
+        SELECT e.id, e.created_on, e.amount FROM entries e
          WHERE e.owner_id = p_owner_id AND e.kind IS NULL AND e.amount > 0
            AND e.expires_at IS NULL
            AND NOT EXISTS (SELECT FROM entries r
@@ -58,6 +61,7 @@ BEGIN
     LOOP
         EXIT WHEN v_pool <= 0;
         entry_id := v_entry.id;
+        created_on := v_entry.created_on;
         expires_at := NULL;
         remaining := least(v_entry.amount, v_pool);
         v_pool := v_pool - remaining;
