@@ -1,8 +1,7 @@
 """The expiry pass: books out, as EXPIRY entries, what has lapsed of expiring grants. Every
 server process runs one (`ExpiryPass`), every LEDGER_EXPIRY_INTERVAL seconds (10 by
 default), so an expired grant is booked within that time plus a pass's length, far inside
-the contract's 60 s; `graphql-ledger expire` runs one on demand. Correctness needs none of
-it: reads stop counting an expired credit at its expiresAt, and an owner's next write books
+the contract's 60 s. Correctness needs none of it: reads stop counting an expired credit at its expiresAt, and an owner's next write books
 what has lapsed first. The work is ledger_expire_grants() in PostgreSQL: owners whose
 balances.expiring_until has passed, soonest first, SKIP LOCKED, a batch of about `batch`
 EXPIRY entries per transaction; processes that run it at once split the owners between
@@ -20,7 +19,7 @@ logger = logging.getLogger("graphql_ledger.expiry")
 
 # EXPIRY entries per transaction: each holds the locks of the owners it books for a few
 # milliseconds (bench/RESULTS.md: a backlog of 100,000 grants).
-BATCH = 100
+BATCH = 10
 
 
 async def expire_now(repository: LedgerRepository, batch: int = BATCH) -> int:

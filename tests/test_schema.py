@@ -24,12 +24,13 @@ enum EntryKind {{ OPERATION CAPTURE REFUND EXPIRY }}
 enum HoldStatus {{ OPEN CAPTURED RELEASED EXPIRED }}
 type Balance {{
   ownerId: ID!  balance: Int!  lastUpdated: DateTime  held: Int!  available: Int!
+  expiringWithin(seconds: Int!): Int!
 }}
 type LedgerEntry {{
   id: ID!  ownerId: ID!  operation: {enum}!  amount: Int!  balanceAfter: Int!
   nonce: String!  createdOn: DateTime!
   quantity: Int!  kind: EntryKind!  metadata: JSON  refundOf: LedgerEntry
-  refundedBy: LedgerEntry
+  refundedBy: LedgerEntry  expiresAt: DateTime  remaining: Int  expiryOf: LedgerEntry
 }}
 type Hold {{
   id: ID!  ownerId: ID!  operation: {enum}!  quantity: Int!  amount: Int!
@@ -39,6 +40,7 @@ type Hold {{
 type OperationInfo {{ operation: {enum}!  amount: Int! }}
 input CreateEntryInput {{
   ownerId: ID!  operation: {enum}!  nonce: String!  quantity: Int = 1  metadata: JSON
+  expiresAt: DateTime
 }}
 input ReserveCreditsInput {{
   ownerId: ID!  operation: {enum}!  nonce: String!  quantity: Int = 1  expiresIn: Int = 900
@@ -98,6 +100,7 @@ type Owner {{
   entries(first: Int = 20, after: String, operation: {enum}, since: DateTime,
           until: DateTime, metadata: JSON): LedgerEntryConnection!
   holds(status: HoldStatus = OPEN, first: Int = 20, after: String): HoldConnection!
+  grants(first: Int = 20, after: String): LedgerEntryConnection!
 }}
 type Query {{
   balance(ownerId: ID!, at: DateTime): Balance!

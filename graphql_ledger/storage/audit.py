@@ -16,6 +16,14 @@ For every owner it checks that
   same operation and quantity); at most one capture per hold and one refund per entry are
   unique indexes;
 - the stored held is what the owner's OPEN holds reserve, and not above the balance;
+- every grant (an entry whose credits expire) expires when its rule's lifetime says (from
+  its createdOn), unless a service chose expiresAt; an entry of an operation whose rule has
+  a lifetime is a grant; every EXPIRY books out a grant of the owner, of its operation, at
+  or after its expiresAt;
+- each grant's consumption (what entries took, net of what refunds gave back) plus its
+  expiries plus its remaining plus what OPEN holds hold of it is its amount, no credit was
+  taken from it at or after its expiresAt, and the stored expiring is the sum of the
+  owner's grants' remaining;
 - no balance exists without entries, and no entries without a balance.
 
 PostgreSQL does the work in one pass over `entries`, in the order of its primary key (a
@@ -47,13 +55,14 @@ __all__ = ["AuditSummary", "BrokenOwner", "NotMigrated", "audit"]
 # found by its key, only for the few entries that are captures or refunds.
 BROKEN_OWNERS = """
     WITH rules AS (
-        SELECT operation, amount, valid_from,
+        SELECT operation, amount, lifetime, valid_from,
                coalesce(lead(valid_from) OVER (PARTITION BY operation ORDER BY valid_from),
                         'infinity') AS valid_to
           FROM operation_rules
     ), walked AS (
         SELECT e.owner_id, e.id, e.operation, e.amount, e.balance_after, e.created_on,
                e.kind, coalesce(e.quantity, 1) AS quantity, e.hold_id, e.refund_of, e.nonce,
+               e.expires_at, e.expiry_of,
                sum(e.amount) OVER w AS running,
                lag(e.id) OVER w AS previous_id,
                lead(e.id) OVER w IS NULL AS newest,
@@ -77,7 +86,19 @@ BROKEN_OWNERS = """
                           AND coalesce(o.kind, 'operation') IN ('operation', 'capture'))
                    WHEN 'expiry' THEN NULL
                    ELSE r.amount * w.quantity
-               END AS expected_amount
+               END AS expected_amount,
+               CASE WHEN w.kind IS NULL AND w.amount > 0 AND w.expires_at IS NULL
+                        THEN r.lifetime IS NULL
+                    WHEN w.kind IS NULL AND w.amount > 0 THEN EXISTS (
+                        SELECT FROM grants g
+                         WHERE g.owner_id = w.owner_id AND g.entry_id = w.id
+                           AND (g.given OR w.expires_at = w.created_on + r.lifetime))
+                    WHEN w.kind = 'expiry' THEN w.amount < 0 AND EXISTS (
+                        SELECT FROM grants g
+                         WHERE g.owner_id = w.owner_id AND g.entry_id = w.expiry_of
+                           AND g.operation = w.operation AND w.created_on >= g.expires_at)
+                    ELSE w.expires_at IS NULL
+               END AS expiry_ok
           FROM walked w
           LEFT JOIN rules r ON r.operation = w.operation AND w.kind IS NULL
                AND w.created_on >= r.valid_from AND w.created_on < r.valid_to
@@ -89,6 +110,37 @@ BROKEN_OWNERS = """
                    AS uncaptured
           FROM holds h
          GROUP BY h.owner_id
+    ), grant_books AS (
+        SELECT g.owner_id, sum(g.remaining) AS remaining,
+               count(*) FILTER (WHERE e.id IS NULL OR e.amount <> g.amount
+                   OR e.operation <> g.operation OR e.expires_at IS DISTINCT FROM g.expires_at
+                   OR g.amount <> coalesce(u.used, 0) + coalesce(x.expired, 0) + g.remaining
+                                  + coalesce(o.held, 0)) AS broken_grants,
+               min(g.entry_id) FILTER (WHERE e.id IS NULL OR e.amount <> g.amount
+                   OR e.operation <> g.operation OR e.expires_at IS DISTINCT FROM g.expires_at
+                   OR g.amount <> coalesce(u.used, 0) + coalesce(x.expired, 0) + g.remaining
+                                  + coalesce(o.held, 0)) AS first_broken_grant,
+               coalesce(sum(u.late), 0) AS late_spends,
+               min(g.entry_id) FILTER (WHERE u.late > 0) AS first_late_spend
+          FROM grants g
+          LEFT JOIN entries e ON e.owner_id = g.owner_id AND e.created_on = g.created_on
+               AND e.id = g.entry_id
+          LEFT JOIN LATERAL (
+               SELECT sum(u.credits) FILTER (WHERE u.entry_id IS NOT NULL) AS used,
+                      count(*) FILTER (WHERE u.credits > 0 AND u.taken_on >= g.expires_at)
+                          AS late
+                 FROM grant_uses u
+                WHERE u.owner_id = g.owner_id AND u.grant_id = g.entry_id) u ON true
+          LEFT JOIN LATERAL (
+               SELECT sum(-x.amount) AS expired FROM entries x
+                WHERE x.owner_id = g.owner_id AND x.expiry_of = g.entry_id) x ON true
+          LEFT JOIN LATERAL (
+               SELECT sum(u.credits) AS held
+                 FROM grant_uses u
+                 JOIN holds h ON h.owner_id = u.owner_id AND h.id = u.hold_id
+                WHERE u.owner_id = g.owner_id AND u.grant_id = g.entry_id
+                  AND h.status = 'open') o ON true
+         GROUP BY g.owner_id
     ), owners AS (
         SELECT w.owner_id,
                count(*) AS entries,
@@ -115,7 +167,9 @@ BROKEN_OWNERS = """
                count(*) FILTER (WHERE w.kind = 'refund' AND w.expected_amount IS DISTINCT FROM
                    w.amount) AS wrong_refunds,
                min(ARRAY[w.position, w.id]) FILTER (WHERE w.kind = 'refund'
-                   AND w.expected_amount IS DISTINCT FROM w.amount) AS first_wrong_refund
+                   AND w.expected_amount IS DISTINCT FROM w.amount) AS first_wrong_refund,
+               count(*) FILTER (WHERE NOT w.expiry_ok) AS wrong_expiries,
+               min(ARRAY[w.position, w.id]) FILTER (WHERE NOT w.expiry_ok) AS first_wrong_expiry
           FROM checked w
          GROUP BY w.owner_id
     )
@@ -125,10 +179,14 @@ BROKEN_OWNERS = """
            o.wrong_amounts, o.first_wrong_amount, o.wrong_captures, o.first_wrong_capture,
            o.wrong_refunds, o.first_wrong_refund, b.owner_id IS NOT NULL AS has_balance,
            b.balance, b.last_updated, b.held, coalesce(h.open_held, 0) AS open_held,
-           coalesce(h.uncaptured, 0) AS uncaptured
+           coalesce(h.uncaptured, 0) AS uncaptured, o.wrong_expiries, o.first_wrong_expiry,
+           b.expiring, coalesce(gb.remaining, 0) AS grants_remaining,
+           coalesce(gb.broken_grants, 0) AS broken_grants, gb.first_broken_grant,
+           coalesce(gb.late_spends, 0) AS late_spends, gb.first_late_spend
       FROM owners o
       FULL JOIN balances b ON b.owner_id = o.owner_id
       LEFT JOIN held h ON h.owner_id = coalesce(o.owner_id, b.owner_id)
+      LEFT JOIN grant_books gb ON gb.owner_id = coalesce(o.owner_id, b.owner_id)
      WHERE o.owner_id IS NULL OR b.owner_id IS NULL
         OR b.balance <> o.total OR b.balance < 0
         OR b.balance <> o.newest_balance_after
@@ -136,7 +194,9 @@ BROKEN_OWNERS = """
         OR o.broken_runs > 0 OR o.negative_runs > 0 OR o.time_travels > 0
         OR o.wrong_amounts > 0 OR o.wrong_captures > 0 OR o.wrong_refunds > 0
         OR b.held <> coalesce(h.open_held, 0) OR (b.held > 0 AND b.held > b.balance)
-        OR coalesce(h.uncaptured, 0) > 0
+        OR coalesce(h.uncaptured, 0) > 0 OR o.wrong_expiries > 0
+        OR b.expiring <> coalesce(gb.remaining, 0) OR coalesce(gb.broken_grants, 0) > 0
+        OR coalesce(gb.late_spends, 0) > 0
      ORDER BY 1
 """
 
@@ -251,6 +311,20 @@ def _problems(row: Any) -> list[str]:
         problems.append(f"held {row['held']} above its balance {row['balance']}")
     if row["uncaptured"]:
         problems.append(f"{_count(row['uncaptured'], 'hold')} CAPTURED without a capture entry")
+    if row["expiring"] != row["grants_remaining"]:
+        problems.append(
+            f"expiring {row['expiring']} but its grants have {row['grants_remaining']} left"
+        )
+    if row["broken_grants"]:
+        problems.append(
+            f"{_count(row['broken_grants'], 'grant')} whose consumption, expiries, remaining"
+            f" and holds do not add up to its amount (the first: entry {row['first_broken_grant']})"
+        )
+    if row["late_spends"]:
+        problems.append(
+            f"{_count(row['late_spends'], 'credit use')} taken after its grant expired"
+            f" (the first of grant {row['first_late_spend']})"
+        )
     for count, first, what in (
         ("broken_runs", "first_broken_run", "a balanceAfter that is not the running sum"),
         ("negative_runs", "first_negative_run", "a negative balanceAfter"),
@@ -258,6 +332,7 @@ def _problems(row: Any) -> list[str]:
         ("wrong_amounts", "first_wrong_amount", "an amount not its operation's at the time"),
         ("wrong_captures", "first_wrong_capture", "a capture that is not within its hold"),
         ("wrong_refunds", "first_wrong_refund", "a refund that does not reverse its entry"),
+        ("wrong_expiries", "first_wrong_expiry", "an expiry not as its rule or grant says"),
     ):
         if row[count]:
             position, entry_id = row[first]

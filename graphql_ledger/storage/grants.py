@@ -5,7 +5,7 @@ grant's remaining is kept in the grants table, and credits that never expire are
 oldest first, so the newest such entries hold what the owner has of them.
 
 Expiry itself is the database's: ledger_expire_grants(), which every serving process calls
-every few seconds (graphql_ledger.expiry), and every write of an owner first."""
+every few seconds (graphql_ledger.expiry), and which every write of an owner does first."""
 
 import base64
 import binascii

@@ -4,12 +4,14 @@
 -- when it ends). Reads subtract it from what is available once balances.expiring_until
 -- has passed, so an expired credit stops counting at that instant, booked or not.
 CREATE FUNCTION ledger_lapsed(p_owner_id text, p_at timestamptz)
-RETURNS integer LANGUAGE sql STABLE AS $$
-    SELECT ((SELECT coalesce(sum(g.remaining), 0) FROM grants g
+RETURNS integer LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (SELECT ((SELECT coalesce(sum(g.remaining), 0) FROM grants g
               WHERE g.owner_id = p_owner_id AND g.remaining > 0 AND g.expires_at <= p_at)
           + (SELECT coalesce(sum(u.credits), 0)
                FROM holds h
                JOIN grant_uses u ON u.owner_id = h.owner_id AND u.hold_id = h.id
               WHERE h.owner_id = p_owner_id AND h.status = 'open' AND h.expires_at <= p_at
-                AND u.expires_at <= p_at))::integer
+                AND u.expires_at <= p_at))::integer);
+END
 $$
