@@ -1,11 +1,11 @@
 """The expiry pass: books out, as EXPIRY entries, what has lapsed of expiring grants. Every
-server process runs one (`ExpiryPass`), every LEDGER_EXPIRY_INTERVAL seconds (10 by
-default), so an expired grant is booked within that time plus a pass's length, far inside
-the contract's 60 s. Correctness needs none of it: reads stop counting an expired credit at its expiresAt, and an owner's next write books
-what has lapsed first. The work is ledger_expire_grants() in PostgreSQL: owners whose
-balances.expiring_until has passed, soonest first, SKIP LOCKED, a batch of about `batch`
-EXPIRY entries per transaction; processes that run it at once split the owners between
-them and each grant is booked once."""
+server process runs one (`ExpiryPass`) every LEDGER_EXPIRY_INTERVAL seconds (10 by default),
+so an expired grant is booked within that time plus a pass's length, far inside the
+contract's 60 s. Correctness needs none of it: reads stop counting an expired credit at its
+expiresAt, and an owner's next write books what has lapsed first. The work is
+ledger_expire_grants() in PostgreSQL: owners whose balances.expiring_until has passed,
+soonest first, SKIP LOCKED, about BATCH EXPIRY entries per transaction; processes that run
+it at once split the owners between them, and each grant is booked once."""
 
 import asyncio
 import logging

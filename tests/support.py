@@ -492,6 +492,7 @@ class Ledger:
         nonce: str,
         quantity: Any = OMITTED,
         metadata: Any = OMITTED,
+        expires_at: Any = OMITTED,
     ) -> dict[str, Any]:
         return self.mutate(
             CREATE_ENTRY_FULL,
@@ -501,6 +502,7 @@ class Ledger:
             nonce=nonce,
             quantity=quantity,
             metadata=metadata,
+            expiresAt=expires_at,
         )
 
     def reserve(
