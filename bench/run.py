@@ -1,10 +1,16 @@
 """`make bench`: the ledger's GraphQL API against its references, in one run, on one
 database, on this machine.
 
-References: pgbench running the app's own SQL (the database's limit), and bench/bare.py, a
-Starlette endpoint calling the app's own repository (Python's HTTP limit); the peer is
-PostGraphile 4 serving the same tables (skipped, with the reason, where npm is absent).
-bench/replicas.py adds reads with one streaming replica against none, in the same run.
+Two kinds of reference, in the same run. Independent ones share none of the product's costs:
+bench/independent.py (Starlette and asyncpg's own pool on the minimal ledger of
+bench/minimal.sql: insert the entry, upsert the balance), PostGraphile 4 with that same
+minimal transaction as its SQL function, and pgbench of it. References "with the ledger's
+SQL" run the product's own SQL: bench/bare.py (Starlette and the app's LedgerRepository),
+PostGraphile 4 calling create_entry(), and pgbench of create_entry(). The first kind shows
+what the product costs in all; the second, what its SQL's guarantees cost against what its
+Python costs. PostGraphile is skipped, with the reason, where npm is absent.
+bench/replicas.py adds reads with one streaming replica against none, bench/growth.py the
+same loads on a ledger of 5,000,000 entries, bench/expiry.py an expiry backlog.
 Every load is wrk on 127.0.0.1 for a bounded time. The table goes to stdout and to
 bench/RESULTS.md.
 
@@ -70,6 +76,8 @@ class Results:
     peak_rss: dict[str, int] = field(default_factory=dict)  # target -> bytes per worker
     leak: tuple[int, int] | None = None  # RSS after warm-up, RSS at the end
     replicas: list[str] = field(default_factory=list)  # bench/replicas.py's table
+    growth: list[str] = field(default_factory=list)  # bench/growth.py's
+    expiry: list[str] = field(default_factory=list)  # bench/expiry.py's
 
 
 def wrk(url: str, script: str, env: dict[str, str], seconds: int = SECONDS) -> Load:
@@ -272,6 +280,7 @@ def prepare(url: str) -> None:
         f"SELECT create_entry('owner-' || g, 'CREDIT_ADD', 'seed') "
         f"FROM generate_series(1, {OWNERS}) g",
     )
+    sql(url, (BENCH / "minimal.sql").read_text())  # the independent references' ledger
     sql(url, "VACUUM ANALYZE")
 
 
@@ -311,6 +320,24 @@ PGBENCH_SCRIPTS = {
     "balance": (
         "\\set owner random(1, 10000)\n"
         "SELECT owner_id, balance, last_updated FROM balances "
+        "WHERE owner_id = ANY(ARRAY['owner-' || :owner]);\n"
+    ),
+}
+# The independent reference's minimal transaction (bench/minimal.sql), beside create_entry().
+MINIMAL_PGBENCH_SCRIPTS = {
+    "create_random": (
+        "\\set owner random(1, 10000)\n\\set n random(1, 2000000000)\n"
+        "SELECT * FROM minimal.create_entry('owner-' || :owner, 'CREDIT_ADD', "
+        "'pgb-' || :client_id || '-' || :n);\n"
+    ),
+    "create_hot": (
+        "\\set n random(1, 2000000000)\n"
+        "SELECT * FROM minimal.create_entry('owner-1', 'CREDIT_ADD', "
+        "'pgb-' || :client_id || '-' || :n);\n"
+    ),
+    "balance": (
+        "\\set owner random(1, 10000)\n"
+        "SELECT owner_id, balance, last_updated FROM minimal.balances "
         "WHERE owner_id = ANY(ARRAY['owner-' || :owner]);\n"
     ),
 }
@@ -387,15 +414,27 @@ def uvicorn(module: str, workers: int) -> list[str]:
     ]
 
 
+# The targets each run measures, by the module that serves them.
+PYTHON_TARGETS = {
+    "GraphQL": "healthai.app:app",
+    "bare, the ledger's SQL": "bench.bare:app",
+    "bare, independent": "bench.independent:app",
+}
+
+
+def label_of(target: str, workers: int) -> str:
+    return f"{target} ({workers} worker{'s' if workers > 1 else ''})"
+
+
 def measure_python(results: Results, url: str, target: str, module: str, workers: int) -> None:
     token = issue_token(SECRET, "healthai", "bench", service=True, ttl=3600)
-    label = f"{target} ({workers} worker{'s' if workers > 1 else ''})"
+    label = label_of(target, workers)
     with server(uvicorn(module, workers), app_env(url, workers), READY) as (base, root):
         check_writes(base, target, token)
         with PeakRss(root) as rss:
             for scenario in SCENARIOS:
                 env = {**scenario.env, "BENCH_TOKEN": token}
-                if target == "bare":
+                if target != "GraphQL":
                     if scenario.bare_path is None:
                         continue
                     env.update(BENCH_SHAPE="bare", BENCH_PATH=scenario.bare_path)
@@ -413,7 +452,7 @@ def check_writes(base: str, target: str, token: str) -> None:
     """One createEntry before the loads: a figure for requests that fail is no figure."""
     headers = {"Authorization": f"Bearer {token}"}
     entry = {"ownerId": "owner-1", "operation": "CREDIT_ADD", "nonce": uuid.uuid4().hex}
-    if target == "bare":
+    if target != "GraphQL":
         answer = httpx.post(f"{base}/entry", json=entry, headers=headers).json()
         assert "balanceAfter" in answer, answer
         return
@@ -427,18 +466,26 @@ def check_writes(base: str, target: str, token: str) -> None:
     assert answer["data"]["createEntry"]["__typename"] == "LedgerEntry", answer
 
 
-def check_postgraphile_writes(base: str) -> None:
+def check_postgraphile_writes(base: str, result: str) -> None:
     """PostGraphile's createEntry, once before its loads (its mutation is generated from the
-    database's functions: a change there can make it vanish)."""
+    database's functions: a change there can make it vanish or rename its payload)."""
     mutation = (
         "mutation($input: CreateEntryInput!) { createEntry(input: $input) "
-        "{ result { outcome entryBalanceAfter } } }"
+        f"{{ result: {result} {{ outcome entryBalanceAfter }} }} }}"
     )
     entry = {"pOwnerId": "owner-1", "pOperation": "CREDIT_ADD", "pNonce": uuid.uuid4().hex}
     answer = httpx.post(
         f"{base}/graphql", json={"query": mutation, "variables": {"input": entry}}
     ).json()
-    assert answer["data"]["createEntry"]["result"]["outcome"] == "created", answer
+    assert (answer.get("data") or {}).get("createEntry", {}).get("result", {}).get(
+        "outcome"
+    ) == "created", answer
+
+
+POSTGRAPHILE_TARGETS = {  # label: the schema it serves, its createEntry payload's field
+    "PostGraphile 4, the ledger's SQL (2 workers)": ("public", "ledgerEntryAnswer"),
+    "PostGraphile 4, independent (2 workers)": ("minimal", "entryAnswer"),
+}
 
 
 def measure_postgraphile(results: Results, url: str) -> None:
@@ -457,33 +504,43 @@ def measure_postgraphile(results: Results, url: str) -> None:
         sql(url, setup.read_text())
     database = make_url(url)
     node_url = database.set(drivername="postgresql").render_as_string(hide_password=False)
-    label = "PostGraphile 4 (2 workers)"
-    # The same connections per worker as the ledger's workers get.
-    env = {
-        "DATABASE_URL": node_url,
-        "WORKERS": "2",
-        "PG_POOL_SIZE": app_env(url, 2)["LEDGER_DB_POOL_SIZE"],
-    }
-    with server(["node", "server.js"], env, READY, cwd=peer) as (base, root):
-        check_postgraphile_writes(base)
-        with PeakRss(root) as rss:
-            for scenario in SCENARIOS:
-                if scenario.bare_path is None:
-                    continue
-                script = f"postgraphile/{scenario.script}"
-                wrk(base, script, scenario.env, seconds=1)
-                results.loads[(scenario.key, label)] = wrk(base, script, scenario.env)
-                print(
-                    f"  {scenario.title:30} {label:26} "
-                    f"{results.loads[(scenario.key, label)].rps:8.0f} req/s",
-                    flush=True,
-                )
-        results.peak_rss[label] = rss.peak
+    for label, (schema, result) in POSTGRAPHILE_TARGETS.items():
+        # The same connections per worker as the ledger's workers get.
+        env = {
+            "DATABASE_URL": node_url,
+            "WORKERS": "2",
+            "PG_POOL_SIZE": app_env(url, 2)["LEDGER_DB_POOL_SIZE"],
+            "PG_SCHEMA": schema,
+        }
+        with server(["node", "server.js"], env, READY, cwd=peer) as (base, root):
+            check_postgraphile_writes(base, result)
+            with PeakRss(root) as rss:
+                for scenario in SCENARIOS:
+                    if scenario.bare_path is None:
+                        continue
+                    script = f"postgraphile/{scenario.script}"
+                    env = {**scenario.env, "BENCH_RESULT": result}
+                    wrk(base, script, env, seconds=1)
+                    results.loads[(scenario.key, label)] = wrk(base, script, env)
+                    print(
+                        f"  {scenario.title:30} {label:44} "
+                        f"{results.loads[(scenario.key, label)].rps:8.0f} req/s",
+                        flush=True,
+                    )
+            results.peak_rss[label] = rss.peak
+
+
+PGBENCH_LEDGER = "pgbench, the ledger's SQL"
+PGBENCH_MINIMAL = "pgbench, independent"
 
 
 def measure_pgbench(results: Results, url: str) -> None:
+    """pgbench of the ledger's SQL and of the minimal transaction, alternating, so that both
+    see the same machine."""
     for key, script in PGBENCH_SCRIPTS.items():
-        results.loads[(key, "pgbench (same SQL)")] = pgbench(url, script)
+        results.loads[(key, PGBENCH_LEDGER)] = pgbench(url, script)
+        if key in MINIMAL_PGBENCH_SCRIPTS:
+            results.loads[(key, PGBENCH_MINIMAL)] = pgbench(url, MINIMAL_PGBENCH_SCRIPTS[key])
 
 
 def measure_leak(results: Results, url: str) -> None:
@@ -522,14 +579,18 @@ def main() -> int:
         prepare(url)
         print("loads:", flush=True)
         for workers in (1, 2):
-            measure_python(results, url, "GraphQL", "healthai.app:app", workers)
-            measure_python(results, url, "bare", "bench.bare:app", workers)
+            for target, module in PYTHON_TARGETS.items():
+                measure_python(results, url, target, module, workers)
         measure_postgraphile(results, url)
         measure_pgbench(results, url)
         print("reads on a streaming replica:", flush=True)
         from bench import replicas  # it builds on this module's helpers
 
         results.replicas = replicas.render(replicas.measure())
+        print("an expiry backlog:", flush=True)
+        from bench import expiry
+
+        results.expiry = ["## An expiry backlog", "", *expiry.measure()]
         print(f"leak check: {LEAK_SECONDS} s of createEntry", flush=True)
         measure_leak(results, url)
         results.bytes_per_entry = bytes_per_entry(url)
@@ -550,25 +611,33 @@ def render(results: Results, elapsed: float) -> str:
         f"`make bench` on {datetime.date.today().isoformat()}: {os.cpu_count()} cores, "
         f"{platform.platform()}, Python {platform.python_version()}; {SECONDS} s per load, "
         f"wrk with {CONNECTIONS} connections on 127.0.0.1; the run took {elapsed / 60:.1f} "
-        "minutes. Every figure comes from this one run, on one database.",
+        'minutes. Every figure comes from this one run, on one database. "independent": '
+        "references that share none of the product's code or SQL (bench/independent.py, "
+        "bench/minimal.sql); \"the ledger's SQL\": references that run the product's own "
+        "SQL functions.",
         "",
-        "| scenario | target | req/s | p50 ms | p99 ms | vs bare, same workers |",
-        "|---|---|---:|---:|---:|---:|",
+        "| scenario | target | req/s | p50 ms | p99 ms | vs independent bare | "
+        "vs bare, the ledger's SQL |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
     for scenario in SCENARIOS:
         for (key, target), load in loads.items():
             if key != scenario.key:
                 continue
-            bare = loads.get((key, target.replace("GraphQL", "bare")))
-            ratio = f"{load.rps / bare.rps:.0%}" if target.startswith("GraphQL") and bare else ""
+            ratios = ["", ""]
+            if target.startswith("GraphQL"):
+                for i, reference in enumerate(("bare, independent", "bare, the ledger's SQL")):
+                    bare = loads.get((key, target.replace("GraphQL", reference)))
+                    ratios[i] = f"{load.rps / bare.rps:.0%}" if bare else ""
             p99 = "" if load.p99 != load.p99 else f"{load.p99:.1f}"  # NaN: pgbench has none
             errors = f" ({load.errors} errors)" if load.errors else ""
             lines.append(
                 f"| {scenario.title} | {target}{errors} | {load.rps:,.0f} | {load.p50:.1f} | "
-                f"{p99} | {ratio} |"
+                f"{p99} | {ratios[0]} | {ratios[1]} |"
             )
-    if results.replicas:
-        lines += ["", *results.replicas]
+    for section in (results.growth, results.expiry, results.replicas):
+        if section:
+            lines += ["", *section]
     lines += ["", "## Against the targets", ""]
     lines += [f"- {line}" for line in targets(results)]
     lines += ["", "## Memory and size", ""]
@@ -591,48 +660,44 @@ def render(results: Results, elapsed: float) -> str:
 
 
 def targets(results: Results) -> list[str]:
+    """Each target of the performance issues against this run's figures, met or not."""
     loads = results.loads
-    said = []
 
-    def ratio(key: str, workers: str, other: str) -> float | None:
-        ours, theirs = loads.get((key, f"GraphQL ({workers})")), loads.get((key, other))
-        return ours.rps / theirs.rps if ours and theirs else None
+    def rps(key: str, target: str) -> float | None:
+        load = loads.get((key, target))
+        return load.rps if load else None
 
-    def verdict(value: float | None, goal: float) -> str:
-        if value is None:
+    def verdict(ours: float | None, theirs: float | None, goal: float) -> str:
+        if ours is None or theirs is None:
             return "not measured"
+        value = ours / theirs
         return f"{value:.0%} ({'met' if value >= goal else 'NOT met'}, target {goal:.0%})"
 
-    peer = "PostGraphile 4 (2 workers)"
-    for workers in ("1 worker", "2 workers"):
-        bare = f"bare ({workers})"
+    ours = "GraphQL (2 workers)"
+    bare = "bare, independent (2 workers)"
+    peer = "PostGraphile 4, independent (2 workers)"
+    said = [
+        f"balance read vs PostGraphile 4 (independent, 2 workers each): "
+        f"{verdict(rps('balance', ours), rps('balance', peer), 1.0)}",
+        f"balance read vs the independent bare endpoint (2 workers each): "
+        f"{verdict(rps('balance', ours), rps('balance', bare), 0.9)}",
+        f"createEntry, random owners, vs PostGraphile 4 (independent, 2 workers each): "
+        f"{verdict(rps('create_random', ours), rps('create_random', peer), 1.3)}",
+        f"createEntry, random owners, vs the independent bare endpoint (2 workers each): "
+        f"{verdict(rps('create_random', ours), rps('create_random', bare), 0.85)}",
+    ]
+    mine, theirs = loads.get(("create_random", ours)), loads.get(("create_random", bare))
+    if mine and theirs:
+        p99 = mine.p99 / theirs.p99
         said.append(
-            f"createEntry, random owners, {workers}: "
-            f"{verdict(ratio('create_random', workers, bare), 0.85)} of bare"
+            f"createEntry p99 vs the independent bare endpoint's: {p99:.2f}x "
+            f"({'met' if p99 <= 1.5 else 'NOT met'}, target <= 1.5x)"
         )
-        ours, theirs = (
-            loads.get(("create_random", f"GraphQL ({workers})")),
-            loads.get(("create_random", bare)),
-        )
-        if ours and theirs:
-            p99 = ours.p99 / theirs.p99
-            said.append(
-                f"createEntry p99, {workers}: {p99:.2f}x bare's "
-                f"({'met' if p99 <= 1.5 else 'NOT met'}, target <= 1.5x)"
-            )
+    for key, what in (("create_random", "random owners"), ("create_hot", "one hot owner")):
         said.append(
-            f"createEntry, one hot owner, {workers}: "
-            f"{verdict(ratio('create_hot', workers, bare), 0.85)} of bare"
+            f"create_entry() in pgbench vs the minimal transaction, {what}: "
+            f"{verdict(rps(key, PGBENCH_LEDGER), rps(key, PGBENCH_MINIMAL), 0.8)}"
         )
-        said.append(f"balance, {workers}: {verdict(ratio('balance', workers, bare), 0.80)} of bare")
-    said.append(
-        f"balance vs PostGraphile (2 workers each): "
-        f"{verdict(ratio('balance', '2 workers', peer), 1.0)}"
-    )
-    said.append(
-        f"createEntry vs PostGraphile (2 workers each): "
-        f"{verdict(ratio('create_random', '2 workers', peer), 1.3)}"
-    )
     said.append(
         "50 balances in one request cost one SQL query: asserted by "
         "tests/test_balances.py::test_balances_of_fifty_ids_cost_one_query."

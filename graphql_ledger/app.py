@@ -154,6 +154,8 @@ def _lifespan(
                 repository.newest_balances,
                 listen_url=settings.listen_database_url(name, url),
                 buffer=settings.subscription_buffer,
+                watch=repository.watch_balances,
+                unwatch=repository.unwatch_balances,
             )
             app.state.metrics = metrics = LedgerMetrics(name, pool_status(engine))
             app.state.observe_outcome = counting(metrics)

@@ -49,6 +49,8 @@ TABLES = (
     "balance_alerts",
     "grants",
     "grant_uses",
+    "ledger_watches",
+    "ledger_watchers",
 )
 
 # A statement of each kind on each table that the owner could run.
@@ -92,6 +94,14 @@ WRITES = {
         "INSERT": "INSERT INTO grants VALUES ('forger', 1, 'CREDIT_ADD', 'f', 1000, now(),"
         " now() + '1h', true, 1000)",
         "UPDATE": "UPDATE grants SET remaining = amount",
+    },
+    "ledger_watches": {
+        "INSERT": "INSERT INTO ledger_watches VALUES ('forger', 'w')",
+        "UPDATE": "UPDATE ledger_watches SET watcher = 'x'",
+    },
+    "ledger_watchers": {
+        "INSERT": "INSERT INTO ledger_watchers VALUES ('w', now())",
+        "UPDATE": "UPDATE ledger_watchers SET seen_at = now()",
     },
     "grant_uses": {
         "INSERT": "INSERT INTO grant_uses (owner_id, grant_id, entry_id, credits, taken_on,"
@@ -180,7 +190,15 @@ def test_the_serving_role_reads_every_table_and_writes_through_create_entry(
     serving = with_user(ledger_url, SERVING_LOGIN)
     for table in TABLES:
         counted = asyncio.run(run_as(serving, f"SELECT count(*) FROM {table}"))[0][0]
-        empty_here = ("holds", "events", "balance_alerts", "grants", "grant_uses")
+        empty_here = (
+            "holds",
+            "events",
+            "balance_alerts",
+            "grants",
+            "grant_uses",
+            "ledger_watches",
+            "ledger_watchers",
+        )
         assert counted >= (0 if table in empty_here else 1), table
     [row] = asyncio.run(run_as(serving, "SELECT * FROM create_entry('payer', 'CREDIT_ADD', 'n2')"))
     assert (row["outcome"], row["entry_amount"], row["entry_balance_after"]) == ("created", 10, 20)

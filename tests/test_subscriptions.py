@@ -488,3 +488,98 @@ def test_a_subscription_over_http_is_refused_as_a_client_error(
         ]
     }
     assert "unexpected error" not in server.output()[logged:].lower()
+
+
+# --- NOTIFY only for watched owners (issue 16) -------------------------------------------
+
+WATCHES = "SELECT count(*) FROM ledger_watches WHERE owner_id = :o"
+
+
+async def notifications(url: str) -> tuple[Any, list[dict[str, Any]]]:
+    """A LISTEN connection of the test's own, and the list it appends every notice to."""
+    import asyncpg
+
+    connection = await asyncpg.connect(
+        make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    )
+    heard: list[dict[str, Any]] = []
+
+    def notified(_: object, __: int, ___: str, payload: str) -> None:
+        heard.append(json.loads(payload))
+
+    await connection.add_listener("ledger_balances", notified)
+    return connection, heard
+
+
+def wait_for_watches(url: str, owner: str, count: int) -> None:
+    deadline = time.monotonic() + TIMEOUT
+    while sql(url, WATCHES, o=owner)[0][0] != count:
+        assert time.monotonic() < deadline, f"{owner} is not watched {count} times"
+        time.sleep(0.02)
+
+
+def test_a_write_notifies_only_while_someone_watches_its_owner(
+    cluster: ListeningCluster, owner: str
+) -> None:
+    """Its first write creates the owner's row and notifies; later ones notify only while a
+    process has a subscriber for the owner; the watch ends with the last subscriber."""
+    a, b = cluster.servers
+
+    async def scenario() -> list[int]:
+        listener, heard = await notifications(cluster.database_url)
+        try:
+            await credit(a, owner, "first")  # version 1: the row is new
+            await credit(a, owner, "unwatched")
+            async with subscribed(b, owner) as [ws], subscribed(b, owner) as [again]:
+                assert (await next_balance(ws))["balance"] == 20
+                assert (await next_balance(again))["balance"] == 20
+                watches = await asyncio.to_thread(sql, cluster.database_url, WATCHES, o=owner)
+                assert watches == [(1,)]  # one per process, however many subscribers
+                watched = await credit(a, owner, "watched")
+                assert await next_balance(ws) == balance(owner, 30, watched["createdOn"])
+                assert (await next_balance(again))["balance"] == 30
+            await asyncio.to_thread(wait_for_watches, cluster.database_url, owner, 0)
+            await credit(a, owner, "unwatched-again")
+            # Another owner's first write notifies: once it is heard, so would be any
+            # notice of this owner's writes before it.
+            marker = f"{owner}-marker"
+            await credit(a, marker, "first")
+            deadline = time.monotonic() + TIMEOUT
+            while not any(notice["owner_id"] == marker for notice in heard):
+                assert time.monotonic() < deadline, "the marker's notice never came"
+                await asyncio.sleep(0.02)
+            return [notice["version"] for notice in heard if notice["owner_id"] == owner]
+        finally:
+            await listener.close()
+
+    assert asyncio.run(scenario()) == [1, 3]  # the first write, and the watched one
+
+
+def test_a_write_in_flight_when_the_first_subscriber_arrives_reaches_it(
+    cluster: ListeningCluster, owner: str
+) -> None:
+    """A write that checked for watchers before the subscriber's watch committed does not
+    notify, so the watch reads the balance FOR SHARE: it waits for that write's commit and
+    starts from it. Made deterministic by holding the write open until the watch waits."""
+    a, b = cluster.servers
+    waiting = (
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+        " AND wait_event_type = 'Lock' AND query LIKE '%ledger_watch(%'"
+    )
+
+    async def scenario() -> dict[str, Any]:
+        await credit(a, owner, "first")
+        async with database(cluster.database_url, autocommit=False) as connection:
+            row = (await connection.execute(CREDIT_SQL, {"o": owner, "nonce": "in-flight"})).one()
+            assert (row.outcome, row.current_balance) == ("created", 20)
+            async with subscribed(b, owner) as [ws]:
+                deadline = time.monotonic() + TIMEOUT
+                while (await asyncio.to_thread(sql, cluster.database_url, waiting))[0][0] == 0:
+                    assert time.monotonic() < deadline, "the watch never waited for the write"
+                    await asyncio.sleep(0.02)
+                await connection.commit()
+                first = await next_balance(ws)
+                await assert_silent(ws)
+                return first
+
+    assert asyncio.run(scenario())["balance"] == 20

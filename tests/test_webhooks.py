@@ -58,7 +58,9 @@ FAST = {
     "LEDGER_DB_TIMEOUT": "3",
 }
 
-ENTRY = "id ownerId operation amount balanceAfter nonce createdOn quantity kind metadata"
+ENTRY = (
+    "id ownerId operation amount balanceAfter nonce createdOn quantity kind metadata expiresAt"
+)
 HOLD = "id ownerId operation quantity amount status nonce metadata createdOn expiresAt"
 CREATE = f"""mutation($input: CreateEntryInput!) {{ createEntry(input: $input) {{ __typename
   ... on LedgerEntry {{ {ENTRY} }} ... on LedgerError {{ code }} }} }}"""
@@ -300,7 +302,7 @@ def test_every_committed_change_has_its_event_and_a_refused_write_none(
     ]
     data = [e[5] for e in events]
     shown = {k: v for k, v in added.items() if k != "__typename"}
-    assert data[0] == {**shown, "refundOf": None}
+    assert data[0] == {**shown, "refundOf": None, "expiryOf": None}
     assert data[1]["balanceAfter"] == spent["balanceAfter"] == 9
     assert data[2] == {**{k: v for k, v in hold.items() if k != "__typename"}, "capture": None}
     assert data[3]["id"] == captured["id"] and data[3]["kind"] == "CAPTURE"

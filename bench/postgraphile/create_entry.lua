@@ -4,7 +4,9 @@
 -- for the ledger's create_entry() function, which takes the amount from operation_rules.
 -- `outcome` plays the part of the ledger's
 -- __typename/code ('created', 'replayed', ...).
--- Environment: BENCH_OWNERS (default 10000), BENCH_PATH (default /graphql).
+-- Environment: BENCH_OWNERS (default 10000), BENCH_PATH (default /graphql), BENCH_RESULT
+-- (the payload's field, named after the function's row type: ledgerEntryAnswer for the
+-- ledger's create_entry(), entryAnswer for the independent minimal.create_entry()).
 local owners = tonumber(os.getenv("BENCH_OWNERS") or "10000")
 local counter = 0
 local threads = 0
@@ -14,7 +16,8 @@ wrk.path = os.getenv("BENCH_PATH") or "/graphql"
 wrk.headers["Content-Type"] = "application/json"
 
 local query = "mutation($input: CreateEntryInput!) { createEntry(input: $input) { "
-  .. "result { outcome entryId entryBalanceAfter } } }"
+  .. (os.getenv("BENCH_RESULT") or "ledgerEntryAnswer")
+  .. " { outcome entryId entryBalanceAfter } } }"
 
 -- Each thread's nonces start with the run's clock and the thread's number: unique across
 -- threads and across runs on the same database.

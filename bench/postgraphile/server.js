@@ -3,7 +3,8 @@
 //
 //   DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench PORT=5000 WORKERS=2 node server.js
 //
-// Environment: DATABASE_URL (required), PORT (default 5000), WORKERS (default 2),
+// Environment: DATABASE_URL (required), PORT (default 5000), WORKERS (default 2), PG_SCHEMA
+// (default public: the ledger's tables; `minimal`: the independent reference's, bench/minimal.sql),
 // PG_POOL_SIZE (connections per worker, default 10: node-postgres's default), NODE_ENV
 // (default production). PostGraphile's own defaults already cache parsed and validated
 // documents (queryCacheMaxSize) and use prepared statements.
@@ -50,7 +51,7 @@ if (cluster.isPrimary) {
 } else {
   const middleware = postgraphile(
     { connectionString: databaseUrl, max: Number(process.env.PG_POOL_SIZE || 10) },
-    "public",
+    process.env.PG_SCHEMA || "public",
     {
       watchPg: false,
       graphiql: false,

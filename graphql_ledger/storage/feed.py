@@ -1,14 +1,19 @@
 """Live balances: one LISTEN connection per process and app, shared by every subscriber,
 fanning out the `ledger_balances` notifications that create_entry() sends when an entry
-commits (and reserve_credits(), capture_hold() and release_hold() when holds change). If
-that connection drops, the feed reconnects with backoff and gives each
-subscriber its current balance, so nobody is left showing a stale one."""
+commits (and reserve_credits(), capture_hold() and release_hold() when holds change). The
+write functions notify only for owners some process watches: the feed records its owners
+(ledger_watch, which also reads their balances in the same transaction, so that no update
+falls between the read and the watch) and forgets them when their last subscriber leaves;
+every WATCH_INTERVAL seconds it says so again, which keeps its watches alive. If the
+connection drops, the feed reconnects with backoff and gives each subscriber its current
+balance, so nobody is left showing a stale one."""
 
 import asyncio
 import collections
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -73,8 +78,16 @@ class Follower:
         return self._pending.popleft()
 
 
-# What the feed needs from the repository: each owner's balance and newest entry id.
+# What the feed needs from the repository: each owner's balance and newest entry id; and,
+# to be notified only for its owners, to watch them (answering their balances, as read in
+# the same transaction) and to stop.
 NewestBalances = Callable[[Sequence[str]], Any]
+Watch = Callable[[str, Sequence[str]], Awaitable[list[BalanceUpdate]]]
+Unwatch = Callable[[str, Sequence[str]], Awaitable[None]]
+
+# Seconds between two renewals of a feed's watches; a process unheard of for five minutes
+# loses them (ledger_watch).
+WATCH_INTERVAL = 30.0
 
 
 class BalanceFeed:
@@ -91,8 +104,15 @@ class BalanceFeed:
         listen_url: str | None = None,
         buffer: int = 16,
         max_backoff: float = 5.0,
+        watch: Watch | None = None,
+        unwatch: Unwatch | None = None,
     ) -> None:
         self._engine = engine
+        self._watch = watch
+        self._unwatch = unwatch
+        self._watcher = uuid.uuid4().hex  # this process's name in ledger_watches
+        self._owner_locks: dict[str, asyncio.Lock] = collections.defaultdict(asyncio.Lock)
+        self._renewal: asyncio.Task[None] | None = None
         self._listen_url = engine.url if listen_url is None else asyncpg_url(listen_url)
         self._newest_balances = newest_balances
         self._buffer = buffer
@@ -104,11 +124,14 @@ class BalanceFeed:
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._listen(), name="balance feed")
+        if self._watch is not None:
+            self._renewal = asyncio.create_task(self._renew_watches(), name="balance watches")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        for task in (self._task, self._renewal):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         for followers in self._followers.values():
             for follower in followers:
                 follower.close()
@@ -119,13 +142,48 @@ class BalanceFeed:
         follower = Follower(owner_id, self._buffer)
         self._followers[owner_id].add(follower)  # before reading, so no commit falls between
         try:
-            [current] = await self._newest_balances([owner_id])
+            if self._watch is None:
+                [current] = await self._newest_balances([owner_id])
+            else:
+                async with self._owner_locks[owner_id]:
+                    [current] = await self._watch(self._watcher, [owner_id])
             follower.offer(current)
             yield follower
         finally:
             self._followers[owner_id].discard(follower)
             if not self._followers[owner_id]:
                 del self._followers[owner_id]
+                await self._forget(owner_id)
+
+    async def _forget(self, owner_id: str) -> None:
+        """Stops watching an owner whose last subscriber left, unless another came since
+        (watch and unwatch of one owner take turns, so a new watch is never undone)."""
+        if self._unwatch is None:
+            return
+        async with self._owner_locks[owner_id]:
+            if owner_id in self._followers:
+                return
+            try:
+                await self._unwatch(self._watcher, [owner_id])
+            except Exception as error:  # the watch lapses with the process's, or is renewed
+                logger.warning("balance feed could not stop watching %r (%s)", owner_id, error)
+            finally:
+                self._owner_locks.pop(owner_id, None)
+
+    async def _renew_watches(self) -> None:
+        """Says every WATCH_INTERVAL seconds which owners this process watches (also when
+        it has none: it is alive), and offers their balances as read then, which also
+        restores watches removed while the database could not be reached."""
+        assert self._watch is not None
+        while True:
+            await asyncio.sleep(WATCH_INTERVAL)
+            try:
+                for update in await self._watch(self._watcher, list(self._followers)):
+                    self._offer(update)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                logger.warning("balance feed could not renew its watches (%s)", error)
 
     async def _listen(self) -> None:
         backoff = 0.1
@@ -164,7 +222,11 @@ class BalanceFeed:
     async def _resend_current(self) -> None:
         owners = list(self._followers)
         if owners:
-            for update in await self._newest_balances(owners):
+            if self._watch is None:
+                updates = await self._newest_balances(owners)
+            else:
+                updates = await self._watch(self._watcher, owners)
+            for update in updates:
                 self._offer(update)
 
     def _notified(self, connection: object, pid: int, channel: str, payload: str) -> None:

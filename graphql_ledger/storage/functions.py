@@ -92,6 +92,8 @@ LEDGER_FUNCTIONS = (
     "ledger_claim_following",
     "ledger_record_attempts",
     "ledger_prune_events",
+    "ledger_watch",
+    "ledger_unwatch",
     "ledger_resend_events",
     "ledger_rule_changes",
     "record_operation_rules",

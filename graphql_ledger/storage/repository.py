@@ -193,6 +193,30 @@ class LedgerRepository:
         bound.grants = GrantReads(connections, self.operations)
         return bound
 
+    async def watch_balances(self, watcher: str, owner_ids: Sequence[str]) -> list[BalanceUpdate]:
+        """Records that the server process `watcher` has live subscribers for `owner_ids`
+        (the write functions notify only for watched owners) and answers each one's balance
+        and version as of that commit, in the same order (ledger_watch)."""
+        async with self.connections.connection() as connection:
+            rows = await connection.fetch(
+                "SELECT * FROM ledger_watch($1, $2)", watcher, list(owner_ids)
+            )
+        found = {row["owner_id"]: row for row in rows}
+        return [
+            BalanceUpdate(
+                Balance(owner_id, row["balance"], row["last_updated"], row["held"], row["lapsed"]),
+                row["version"],
+            )
+            if (row := found.get(owner_id)) is not None
+            else BalanceUpdate(Balance(owner_id, 0, None), 0)
+            for owner_id in owner_ids
+        ]
+
+    async def unwatch_balances(self, watcher: str, owner_ids: Sequence[str]) -> None:
+        """The server process `watcher` has no live subscriber for `owner_ids` any more."""
+        async with self.connections.connection() as connection:
+            await connection.execute("SELECT ledger_unwatch($1, $2)", watcher, list(owner_ids))
+
     async def expire_grants(self, batch: int) -> int:
         """One transaction of the expiry pass: books what has lapsed for owners whose
         expiring_until has passed, about `batch` EXPIRY entries; answers how many."""

@@ -4,10 +4,12 @@
 -- reserve and what has lapsed now. Revoking what it must not have makes a second run converge on this, whatever
 -- was granted by hand.
 REVOKE ALL ON TABLE entries, balances, holds, operation_rules, alembic_version,
-    ledger_installed_functions, events, ledger_settings, balance_alerts, grants, grant_uses
+    ledger_installed_functions, events, ledger_settings, balance_alerts, grants, grant_uses,
+    ledger_watches, ledger_watchers
     FROM PUBLIC, ledger_serving;
 GRANT SELECT ON TABLE entries, balances, holds, operation_rules, alembic_version, events,
-    ledger_settings, balance_alerts, grants, grant_uses TO ledger_serving;
+    ledger_settings, balance_alerts, grants, grant_uses, ledger_watches, ledger_watchers
+    TO ledger_serving;
 GRANT EXECUTE ON FUNCTION create_entry(text, text, text, integer, jsonb, timestamptz),
     create_entry(text, text, integer, text, text),
     reserve_credits(text, text, text, integer, integer, jsonb),
@@ -15,6 +17,8 @@ GRANT EXECUTE ON FUNCTION create_entry(text, text, text, integer, jsonb, timesta
     release_hold(bigint, text, text[]),
     refund_entry(bigint, text, jsonb),
     ledger_expire_grants(integer),
+    ledger_watch(text, text[]),
+    ledger_unwatch(text, text[]),
     set_balance_alert(text, integer),
     ledger_configure_events(boolean, integer),
     ledger_claim_events(integer),
