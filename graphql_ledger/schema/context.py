@@ -2,9 +2,12 @@
 `Ledger` (the use cases), DataLoaders that gather every read of a kind into one call, and
 where the executor reports each operation."""
 
+from __future__ import annotations
+
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any, TypeVar
 
 from strawberry.dataloader import DataLoader
@@ -47,74 +50,91 @@ class LedgerContext:
     connection_params: dict[str, Any] | None = None
     position: LedgerPosition = field(default_factory=LedgerPosition)
     _following: LedgerRepository = field(init=False, repr=False)
-    balances: DataLoader[tuple[str, ...], list[Balance]] = field(init=False)
-    balances_at: DataLoader[tuple[str, datetime], Balance] = field(init=False)
-    entry_pages: DataLoader[HistoryQuery, HistoryPage] = field(init=False)
-    entries_by_id: DataLoader[int, Entry | None] = field(init=False)
-    refunds_of: DataLoader[tuple[str, int], Entry | None] = field(init=False)
-    holds_by_id: DataLoader[str, Hold | None] = field(init=False)
-    hold_pages: DataLoader[HoldPageQuery, tuple[list[Hold], bool]] = field(init=False)
-    remaining: DataLoader[str, dict[tuple[str, int], int]] = field(init=False)
-    grant_pages: DataLoader[GrantPageQuery, tuple[list[tuple[Entry, int]], bool]] = field(
-        init=False
-    )
-    expiring_within: DataLoader[tuple[str, datetime | None, int], int] = field(init=False)
 
     def __post_init__(self) -> None:
         self._following = self.repository.following(self.position)
 
-        async def load_balances(requests: list[tuple[str, ...]]) -> list[list[Balance]]:
-            # A key is every id one field asks for (one for `balance`, all of a `balances`
-            # list): one future per field rather than per owner (measured: per-owner
-            # futures were most of the cost of 50 balances), one statement for all fields.
-            owners = list({owner_id for request in requests for owner_id in request})
-            found = {b.owner_id: Balance.of(b) for b in await self.ledger.balances(owners)}
-            return [[found[owner_id] for owner_id in request] for request in requests]
+    # Each DataLoader is made on first use: most operations need one or two of them.
 
-        async def load_balances_at(requests: list[tuple[str, datetime]]) -> list[Balance]:
-            return [Balance.of(b) for b in await self.ledger.balances_at(requests)]
+    @cached_property
+    def balances(self) -> DataLoader[tuple[str, ...], list[Balance]]:
+        # A key is every id one field asks for (one for `balance`, all of a `balances`
+        # list): one future per field rather than per owner (measured: per-owner futures
+        # were most of the cost of 50 balances), one statement for all fields.
+        return DataLoader(load_fn=self._load_balances, cache=False)
 
-        async def load_pages(queries: list[HistoryQuery]) -> list[HistoryPage]:
-            return await self.ledger.history(queries)
+    async def _load_balances(self, requests: list[tuple[str, ...]]) -> list[list[Balance]]:
+        owners = list({owner_id for request in requests for owner_id in request})
+        found = {b.owner_id: Balance.of(b) for b in await self.ledger.balances(owners)}
+        return [[found[owner_id] for owner_id in request] for request in requests]
 
-        async def load_entries(entry_ids: list[int]) -> list[Entry | None]:
-            found = await self.ledger.entries_by_id(entry_ids)
-            return [found.get(entry_id) for entry_id in entry_ids]
+    @cached_property
+    def balances_at(self) -> DataLoader[tuple[str, datetime], Balance]:
+        return DataLoader(load_fn=self._load_balances_at, cache=False)
 
-        async def load_refunds(entries: list[tuple[str, int]]) -> list[Entry | None]:
-            found = await self.ledger.refunds_of(entries)
-            return [found.get(entry_id) for _, entry_id in entries]
+    async def _load_balances_at(self, requests: list[tuple[str, datetime]]) -> list[Balance]:
+        return [Balance.of(b) for b in await self.ledger.balances_at(requests)]
 
-        async def load_holds(hold_ids: list[str]) -> list[Hold | None]:
-            return await self.ledger.holds_by_id(hold_ids)
+    @cached_property
+    def entry_pages(self) -> DataLoader[HistoryQuery, HistoryPage]:
+        return DataLoader(load_fn=self._load_pages, cache=False)
 
-        async def load_hold_pages(
-            queries: list[HoldPageQuery],
-        ) -> list[tuple[list[Hold], bool]]:
-            return await self.ledger.hold_pages(queries)
+    async def _load_pages(self, queries: list[HistoryQuery]) -> list[HistoryPage]:
+        return await self.ledger.history(queries)
 
-        async def load_remaining(owner_ids: list[str]) -> list[dict[tuple[str, int], int]]:
-            found = await self.ledger.remaining(owner_ids)
-            return [found for _ in owner_ids]  # one map for all: keys name their owner
+    @cached_property
+    def entries_by_id(self) -> DataLoader[int, Entry | None]:
+        return DataLoader(load_fn=self._load_entries, cache=False)
 
-        async def load_grant_pages(
-            queries: list[GrantPageQuery],
-        ) -> list[tuple[list[tuple[Entry, int]], bool]]:
-            return [await self.ledger.grants(query) for query in queries]
+    async def _load_entries(self, entry_ids: list[int]) -> list[Entry | None]:
+        found = await self.ledger.entries_by_id(entry_ids)
+        return [found.get(entry_id) for entry_id in entry_ids]
 
-        async def load_expiring(requests: list[tuple[str, datetime | None, int]]) -> list[int]:
-            return await self.ledger.expiring_within(requests)
+    @cached_property
+    def refunds_of(self) -> DataLoader[tuple[str, int], Entry | None]:
+        return DataLoader(load_fn=self._load_refunds, cache=False)
 
-        self.remaining = DataLoader(load_fn=load_remaining, cache=False)
-        self.grant_pages = DataLoader(load_fn=load_grant_pages, cache=False)
-        self.expiring_within = DataLoader(load_fn=load_expiring, cache=False)
-        self.balances = DataLoader(load_fn=load_balances, cache=False)
-        self.balances_at = DataLoader(load_fn=load_balances_at, cache=False)
-        self.entry_pages = DataLoader(load_fn=load_pages, cache=False)
-        self.entries_by_id = DataLoader(load_fn=load_entries, cache=False)
-        self.refunds_of = DataLoader(load_fn=load_refunds, cache=False)
-        self.holds_by_id = DataLoader(load_fn=load_holds, cache=False)
-        self.hold_pages = DataLoader(load_fn=load_hold_pages, cache=False)
+    async def _load_refunds(self, entries: list[tuple[str, int]]) -> list[Entry | None]:
+        found = await self.ledger.refunds_of(entries)
+        return [found.get(entry_id) for _, entry_id in entries]
+
+    @cached_property
+    def holds_by_id(self) -> DataLoader[str, Hold | None]:
+        return DataLoader(load_fn=self._load_holds, cache=False)
+
+    async def _load_holds(self, hold_ids: list[str]) -> list[Hold | None]:
+        return await self.ledger.holds_by_id(hold_ids)
+
+    @cached_property
+    def hold_pages(self) -> DataLoader[HoldPageQuery, tuple[list[Hold], bool]]:
+        return DataLoader(load_fn=self._load_hold_pages, cache=False)
+
+    async def _load_hold_pages(self, queries: list[HoldPageQuery]) -> list[tuple[list[Hold], bool]]:
+        return await self.ledger.hold_pages(queries)
+
+    @cached_property
+    def remaining(self) -> DataLoader[str, dict[tuple[str, int], int]]:
+        return DataLoader(load_fn=self._load_remaining, cache=False)
+
+    async def _load_remaining(self, owner_ids: list[str]) -> list[dict[tuple[str, int], int]]:
+        found = await self.ledger.remaining(owner_ids)
+        return [found for _ in owner_ids]  # one map for all: keys name their owner
+
+    @cached_property
+    def grant_pages(self) -> DataLoader[GrantPageQuery, tuple[list[tuple[Entry, int]], bool]]:
+        return DataLoader(load_fn=self._load_grant_pages, cache=False)
+
+    async def _load_grant_pages(
+        self, queries: list[GrantPageQuery]
+    ) -> list[tuple[list[tuple[Entry, int]], bool]]:
+        return [await self.ledger.grants(query) for query in queries]
+
+    @cached_property
+    def expiring_within(self) -> DataLoader[tuple[str, datetime | None, int], int]:
+        return DataLoader(load_fn=self._load_expiring, cache=False)
+
+    async def _load_expiring(self, requests: list[tuple[str, datetime | None, int]]) -> list[int]:
+        return await self.ledger.expiring_within(requests)
 
     @property
     def ledger(self) -> Ledger:
