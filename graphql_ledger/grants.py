@@ -18,13 +18,14 @@ def expires_at_problem(
     expires_at: datetime, operation: LedgerOperation, now: datetime
 ) -> InvalidInput | None:
     """Why a service's expiresAt for an entry of `operation` is refused, if it is: it must
-    be after now, at most 10 years ahead, and on an entry that adds credits."""
+    be at most 10 years ahead, and on an entry that adds credits. That it must be after now
+    is the database's to say (create_entry() refuses one that is not after the entry's
+    createdOn), after it has looked for a replay: a retry of a grant that has since expired
+    answers the original entry, as any replay does."""
     if operation.amount <= 0:
         return InvalidInput(
             "expiresAt", f"{operation.name} adds no credits, so none of its entries expire"
         )
-    if expires_at <= now:
-        return InvalidInput("expiresAt", f"expiresAt must be after now ({now.isoformat()})")
     if expires_at > now + MAX_LIFETIME:
         return InvalidInput("expiresAt", "expiresAt must be at most 10 years ahead")
     return None

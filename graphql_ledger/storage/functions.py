@@ -61,6 +61,7 @@ LEDGER_FUNCTIONS = (
     "ledger_append_entry",
     "ledger_next_expiry",
     "ledger_lapsed",
+    "ledger_grants_at",
     "ledger_lapsed_at",
     "ledger_grants_left",
     "ledger_grants",

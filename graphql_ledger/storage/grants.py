@@ -43,7 +43,7 @@ GRANT_PAGE = f"""
 # How many available credits of each owner expire within so many seconds of an instant
 # (now when NULL).
 EXPIRING_WITHIN = """
-    SELECT ledger_expiring_within(q.owner_id, coalesce(q.at, now()), q.seconds) AS credits
+    SELECT ledger_expiring_within(q.owner_id, q.at, q.seconds) AS credits
       FROM unnest($1::text[], $2::timestamptz[], $3::integer[]) WITH ORDINALITY
            AS q(owner_id, at, seconds, n)
      ORDER BY q.n

@@ -257,7 +257,7 @@ class LedgerRepository:
             )
         except asyncpg.PostgresError as error:
             if error.sqlstate == EXPIRES_AT_PASSED:
-                return InvalidInput("expiresAt", "expiresAt has passed")
+                return InvalidInput("expiresAt", "expiresAt must be after the entry's createdOn")
             raise
         match row["outcome"]:
             case "insufficient_credits":

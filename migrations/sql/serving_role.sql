@@ -29,6 +29,7 @@ GRANT EXECUTE ON FUNCTION create_entry(text, text, text, integer, jsonb, timesta
     ledger_held(text, timestamptz),
     ledger_lapsed(text, timestamptz),
     ledger_lapsed_at(text, timestamptz),
+    ledger_grants_at(text, timestamptz),
     ledger_grants(text, timestamptz, boolean),
     ledger_expiring_within(text, timestamptz, integer),
     ledger_hold_status(text, timestamptz, timestamptz) TO ledger_serving;
