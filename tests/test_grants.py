@@ -712,11 +712,14 @@ def test_an_expired_grant_replayed_returns_the_grant_not_its_expiry(
     assert spend_refused["__typename"] == "InsufficientCredits"
     before = rows_of(url, owner)
 
-    # The same nonce and operation (the expiresAt, now past, left out) is a replay.
+    # The same nonce and operation is a replay, with or without the expiresAt (now past)
+    # the original request carried: a client's retry answers the original entry.
     again = grant(ledger, owner, "promo", None)
+    retried = grant(ledger, owner, "promo", promo["expiresAt"])
     conflict = create(ledger, owner, "CREDIT_SPEND", "promo", 1)
 
     assert (again["id"], again["kind"], again["remaining"]) == (promo["id"], "OPERATION", 0)
+    assert (retried["id"], retried["expiresAt"]) == (promo["id"], promo["expiresAt"])
     assert conflict["__typename"] == "NonceConflict"
     assert rows_of(url, owner) == before
     [expiry] = expiries(ledger, owner)
