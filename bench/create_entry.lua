@@ -1,8 +1,11 @@
 -- createEntry as a client sends it: POST /graphql, a JSON body with variables, a unique
 -- nonce per request. OWNERS owners chosen at random (1 = one hot owner).
 -- Environment: BENCH_TOKEN (service token), BENCH_OWNERS, BENCH_PATH (default /graphql),
--- BENCH_SHAPE ("graphql" or "bare": the bare endpoint takes the input object itself).
+-- BENCH_SHAPE ("graphql" or "bare": the bare endpoint takes the input object itself),
+-- BENCH_OPERATION (default CREDIT_ADD), BENCH_OWNER_PREFIX (default "owner-").
 local owners = tonumber(os.getenv("BENCH_OWNERS") or "10000")
+local operation = os.getenv("BENCH_OPERATION") or "CREDIT_ADD"
+local owner_prefix = os.getenv("BENCH_OWNER_PREFIX") or "owner-"
 local shape = os.getenv("BENCH_SHAPE") or "graphql"
 local counter = 0
 local threads = 0
@@ -28,9 +31,9 @@ end
 
 function request()
   counter = counter + 1
-  local owner = "owner-" .. math.random(1, owners)
+  local owner = owner_prefix .. math.random(1, owners)
   local input = string.format(
-    '{"ownerId":"%s","operation":"CREDIT_ADD","nonce":"%s%d"}', owner, prefix, counter)
+    '{"ownerId":"%s","operation":"%s","nonce":"%s%d"}', owner, operation, prefix, counter)
   local body
   if shape == "bare" then
     body = input

@@ -280,6 +280,12 @@ def prepare(url: str) -> None:
         f"SELECT create_entry('owner-' || g, 'CREDIT_ADD', 'seed') "
         f"FROM generate_series(1, {OWNERS}) g",
     )
+    # Owners whose credits expire: 10,000 credits each, for 30 days (the grant scenario).
+    sql(
+        url,
+        f"SELECT create_entry('grant-owner-' || g, 'CREDIT_ADD', 'grant', 1000, NULL, "
+        f"clock_timestamp() + interval '30 days') FROM generate_series(1, {OWNERS}) g",
+    )
     sql(url, (BENCH / "minimal.sql").read_text())  # the independent references' ledger
     sql(url, "VACUUM ANALYZE")
 
@@ -384,6 +390,17 @@ SCENARIOS = [
         "reserveCredits, then captureHold",
         "hold_capture.lua",
         {"BENCH_OWNERS": str(OWNERS)},
+        None,
+    ),
+    Scenario(
+        "grant_spend",
+        "createEntry spending an expiring grant",
+        "create_entry.lua",
+        {
+            "BENCH_OWNERS": str(OWNERS),
+            "BENCH_OPERATION": "CREDIT_SPEND",
+            "BENCH_OWNER_PREFIX": "grant-owner-",
+        },
         None,
     ),
 ]
