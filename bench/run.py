@@ -608,6 +608,10 @@ def main() -> int:
         from bench import expiry
 
         results.expiry = ["## An expiry backlog", "", *expiry.measure()]
+        print("growth: 5,000,000 entries against 100,000", flush=True)
+        from bench import growth
+
+        results.growth = growth.measure()
         print(f"leak check: {LEAK_SECONDS} s of createEntry", flush=True)
         measure_leak(results, url)
         results.bytes_per_entry = bytes_per_entry(url)
