@@ -99,7 +99,9 @@ def test_every_example_answers_what_the_readme_shows(
                     assert client.execute(code) == answer, "a replay answers the same"
             else:
                 if shutil.which("curl") is None:
-                    continue  # the GraphQL examples above still ran
+                    if "mutation" in code:  # the examples after it build on what it wrote
+                        pytest.skip("curl is not installed: the README's curl writes need it")
+                    continue  # a read: the examples after it do not need it
                 command = code.replace(README_URL, f"{readme_server.url()}/graphql")
                 run = subprocess.run(
                     ["bash", "-c", command],
