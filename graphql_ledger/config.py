@@ -110,7 +110,7 @@ class Settings:
         webhook_worker: `LEDGER_WEBHOOK_WORKER` (`on` or `off`): whether server processes
             deliver events themselves; off, a `graphql-ledger deliver` process does.
         expiry_interval: `LEDGER_EXPIRY_INTERVAL`, seconds between two expiry passes of a
-            server process (each books what has lapsed of expiring grants); at most 60.
+            server process (each books what has lapsed of expiring grants); at most 50.
     """
 
     app_database_urls: Mapping[str, str] = field(default_factory=dict)
@@ -243,10 +243,7 @@ class Settings:
             ),
             webhook_poll=_positive(environ, "LEDGER_WEBHOOK_POLL", float, cls.webhook_poll),
             webhook_worker=_switch(environ, "LEDGER_WEBHOOK_WORKER", cls.webhook_worker),
-            expiry_interval=min(
-                60.0,
-                _positive(environ, "LEDGER_EXPIRY_INTERVAL", float, cls.expiry_interval),
-            ),
+            expiry_interval=_expiry_interval(environ, cls.expiry_interval),
         )
 
     def configured_database_url(self, app: str) -> str | None:
@@ -295,6 +292,16 @@ def _positive(
     if value <= 0:
         raise ConfigError(f"{name} must be a positive number, not {raw!r}")
     return value
+
+
+def _expiry_interval(environ: Mapping[str, str], default: float) -> float:
+    interval = _positive(environ, "LEDGER_EXPIRY_INTERVAL", float, default)
+    if interval > 50:  # an expired grant is booked within 60 s: the interval and a pass
+        raise ConfigError(
+            f"LEDGER_EXPIRY_INTERVAL must be at most 50 seconds, not {interval:g}: expired"
+            " credits are booked within 60 s"
+        )
+    return interval
 
 
 def _jwks_url(environ: Mapping[str, str]) -> str | None:

@@ -877,6 +877,26 @@ def test_a_refund_of_a_grant_takes_its_own_remaining_first(
     verify_books("healthai", url)
 
 
+def test_a_refund_of_a_purchase_takes_credits_that_never_expire_first(
+    ledger: Ledger, owner: str, url: str
+) -> None:
+    """Found by review: the refund of a credit that never expires took an expiring grant's
+    credits first, leaving the promo spent and 10 credits belonging to no entry."""
+    bought = grant(ledger, owner, "bought", None)
+    grant(ledger, owner, "older-purchase", None, quantity=2)
+    grant(ledger, owner, "promo", ahead(url, timedelta(days=30)))
+
+    back = written(refund(ledger, bought["id"], "refund-bought"))
+
+    assert (back["kind"], back["amount"], back["balanceAfter"]) == ("REFUND", -10, 30)
+    assert grants(ledger, owner) == [("promo", 10), ("older-purchase", 20)]
+    assert books(ledger, owner, within=31 * 24 * 3600) == (30, 0, 30, 10)
+    # Once the purchases are short, the rest comes from the grant.
+    spend(ledger, owner, "spend", 15)  # promo 10, older-purchase 5
+    assert grants(ledger, owner) == [("older-purchase", 15)]
+    verify_books("healthai", url)
+
+
 def test_a_refund_of_a_grant_whose_credits_are_gone_is_insufficient_credits(
     ledger: Ledger, owner: str, url: str
 ) -> None:

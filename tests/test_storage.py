@@ -96,7 +96,7 @@ def test_a_direct_update_to_a_negative_balance_is_refused_by_a_check_constraint(
 ) -> None:
     add_entries(ledger_url, owner, 1)
 
-    with pytest.raises(IntegrityError, match='check constraint "balances_balance_check"'):
+    with pytest.raises(IntegrityError, match='check constraint "balances_held_within_balance"'):
         sql(ledger_url, "UPDATE balances SET balance = balance - 11 WHERE owner_id = :o", o=owner)
 
     assert sql(ledger_url, "SELECT balance FROM balances WHERE owner_id = :o", o=owner) == [(10,)]

@@ -380,8 +380,7 @@ def test_each_broken_rule_is_found_and_named(new_database: Callable[..., str]) -
     ]
 
     # Negative balances, which the database's CHECK constraints otherwise refuse.
-    sql(url, "ALTER TABLE entries DROP CONSTRAINT entries_balance_after_check")
-    sql(url, "ALTER TABLE balances DROP CONSTRAINT balances_balance_check")
+    sql(url, "ALTER TABLE entries DROP CONSTRAINT entries_are_well_formed")
     sql(url, "ALTER TABLE balances DROP CONSTRAINT balances_held_within_balance")
     sql(url, "INSERT INTO balances VALUES ('t-negative', 0, '2026-01-01')")
     negative_id = forge(url, "t-negative", "CREDIT_SPEND", -1)

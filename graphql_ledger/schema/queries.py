@@ -130,7 +130,10 @@ def owner_type(holds: HoldTypes) -> type:
             [balance] = await info.context.balances_of(self.id)
             return balance.held
 
-        @strawberry.field(description="balance - held: what a spend may take.")
+        @strawberry.field(
+            description="balance - held, less credits of grants that have expired: what a "
+            "spend may take."
+        )
         async def available(self, info: strawberry.Info) -> int:
             [balance] = await info.context.balances_of(self.id)
             return balance.available

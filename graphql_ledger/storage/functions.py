@@ -36,7 +36,14 @@ SQL_DIR = Path(__file__).resolve().parents[2] / "migrations" / "sql"
 
 # The files of the functions tables depend on, which revisions create (CREATE OR REPLACE,
 # never dropped) and `migrate` brings up to date with the rest.
-PINNED_FUNCTIONS = ("refuse_entry_change", "ledger_is_identifier", "refuse_hold_change")
+PINNED_FUNCTIONS = (
+    "refuse_entry_change",
+    "ledger_is_identifier",
+    "refuse_hold_change",
+    "ledger_entry_is_well_formed",
+    "ledger_balance_is_within_bounds",
+    "ledger_hold_is_well_formed",
+)
 
 # The files of the replaceable functions (and the row types they answer), each after what
 # it uses.

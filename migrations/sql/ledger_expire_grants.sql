@@ -1,5 +1,5 @@
--- The expiry pass, which every serving process runs every few seconds (and `graphql-ledger
--- expire` on demand): books what has lapsed for owners whose balances.expiring_until has
+-- The expiry pass, which every serving process runs every LEDGER_EXPIRY_INTERVAL seconds
+-- (graphql_ledger/expiry.py): books what has lapsed for owners whose balances.expiring_until has
 -- passed, soonest first, until about p_limit EXPIRY entries are booked; answers how many.
 -- Owners whose balance row a write holds are skipped (SKIP LOCKED): that write books them
 -- itself, and no pass waits for a write or another pass; the row lock makes each booking

@@ -4,7 +4,8 @@
 -- its original took from). A debit moves it only if what is available (the balance less
 -- what open holds reserve) stays >= 0, and otherwise answers NULLs with `available`; it
 -- takes from_grants credits from unexpired grants (the caller records which:
--- ledger_take_grants) and the rest from credits that never expire. moved_on never runs
+-- ledger_take_grants) and the rest from credits that never expire (p_pool_first: those first,
+-- for the refund of a credit that never expires). moved_on never runs
 -- backwards within an owner, even if the clock does; a balance past the integer range
 -- answers NULLs with too_large.
 --
@@ -15,7 +16,7 @@
 -- the owner's holds are settled only for a debit that goes ahead.
 CREATE FUNCTION ledger_move_balance(
     p_owner_id text, p_amount integer, p_to_grants integer DEFAULT 0,
-    p_grant_expires timestamptz DEFAULT NULL,
+    p_grant_expires timestamptz DEFAULT NULL, p_pool_first boolean DEFAULT false,
     OUT new_balance integer, OUT moved_on timestamptz, OUT available integer,
     OUT too_large boolean, OUT held integer, OUT held_until timestamptz, OUT version bigint,
     OUT from_grants integer
@@ -64,7 +65,12 @@ BEGIN
             RETURN;
         END IF;
         PERFORM ledger_settle_holds(p_owner_id, v_owner.at);
-        from_grants := least(-p_amount, ledger_grants_left(p_owner_id, v_owner.at));
+        IF p_pool_first THEN  -- what never expires first: the refund of such a credit
+            SELECT greatest(0, -p_amount - (b.balance - b.held - b.expiring)) INTO from_grants
+              FROM balances b WHERE b.owner_id = p_owner_id;
+        ELSE
+            from_grants := least(-p_amount, ledger_grants_left(p_owner_id, v_owner.at));
+        END IF;
     ELSIF coalesce(v_owner.balance, 0)::bigint + p_amount > 2147483647 THEN
         too_large := true;
         RETURN;

@@ -3,7 +3,8 @@
 -- balance lock. An entry is refunded at most once (entries_owner_refund_key). Refunding a
 -- credit takes its credits back, so it needs them available. Idempotent by (owner, nonce).
 -- A spend's refund gives what it took from grants back to them (lapsing at once where
--- they have expired); a credit's refund takes its own grant's remaining first.
+-- they have expired); a credit's refund takes its own credits first: an expiring one's
+-- remaining, or for one that never expires, credits that never expire.
 -- SECURITY DEFINER, as create_entry(); only backend services call it.
 --
 -- The outcome is 'created', 'replayed' (this nonce already refunded this entry),
@@ -51,7 +52,9 @@ BEGIN
         v_back := ledger_entry_uses(v_original.owner_id, p_entry_id);
     END IF;
     SELECT * INTO v_move
-      FROM ledger_move_balance(v_original.owner_id, -v_original.amount, v_back);
+      FROM ledger_move_balance(v_original.owner_id, -v_original.amount, v_back,
+                               p_pool_first => v_original.amount > 0
+                                               AND v_original.expires_at IS NULL);
     IF v_move.new_balance IS NULL THEN
         PERFORM ledger_raise_if_nonce_taken(v_original.owner_id, p_nonce);
         IF EXISTS (SELECT FROM entries e WHERE e.owner_id = v_original.owner_id
