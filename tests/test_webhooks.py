@@ -58,9 +58,7 @@ FAST = {
     "LEDGER_DB_TIMEOUT": "3",
 }
 
-ENTRY = (
-    "id ownerId operation amount balanceAfter nonce createdOn quantity kind metadata expiresAt"
-)
+ENTRY = "id ownerId operation amount balanceAfter nonce createdOn quantity kind metadata expiresAt"
 HOLD = "id ownerId operation quantity amount status nonce metadata createdOn expiresAt"
 CREATE = f"""mutation($input: CreateEntryInput!) {{ createEntry(input: $input) {{ __typename
   ... on LedgerEntry {{ {ENTRY} }} ... on LedgerError {{ code }} }} }}"""
