@@ -46,6 +46,13 @@ BEGIN
             RETURNING id, balance_after)
         SELECT ROW('created', id, balance_after)::minimal.entry_answer FROM written
     $$;
+    -- PostGraphile's batch read, as bench/postgraphile/setup.sql gives the ledger's tables.
+    CREATE OR REPLACE FUNCTION minimal.balances_by_owner_ids(owner_ids text[])
+        RETURNS SETOF minimal.balances LANGUAGE sql STABLE AS $$
+        SELECT b.* FROM minimal.balances b WHERE b.owner_id = ANY (owner_ids)
+    $$;
+    COMMENT ON FUNCTION minimal.balances_by_owner_ids(text[]) IS
+        E'@simpleCollections only\nBalances of the given owners.';
     INSERT INTO minimal.balances (owner_id, balance, last_updated)
     SELECT 'owner-' || g, 10, clock_timestamp() FROM generate_series(1, 10000) g
     ON CONFLICT DO NOTHING;

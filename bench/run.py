@@ -497,6 +497,12 @@ def check_postgraphile_writes(base: str, result: str) -> None:
     assert (answer.get("data") or {}).get("createEntry", {}).get("result", {}).get(
         "outcome"
     ) == "created", answer
+    for query in (  # the reads too: a GraphQL error is a 200 that wrk would count as done
+        '{ balanceByOwnerId(ownerId: "owner-1") { balance } }',
+        '{ balancesByOwnerIdsList(ownerIds: ["owner-1", "owner-2"]) { ownerId balance } }',
+    ):
+        read = httpx.post(f"{base}/graphql", json={"query": query}).json()
+        assert "errors" not in read and read.get("data"), read
 
 
 POSTGRAPHILE_TARGETS = {  # label: the schema it serves, its createEntry payload's field
