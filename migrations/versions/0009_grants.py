@@ -72,8 +72,7 @@ def upgrade() -> None:
     )
     # The grants spends take from (soonest first) and the expiry pass books out.
     op.execute(
-        "CREATE INDEX grants_unspent ON grants (owner_id, expires_at, entry_id)"
-        " WHERE remaining > 0"
+        "CREATE INDEX grants_unspent ON grants (owner_id, expires_at, entry_id) WHERE remaining > 0"
     )
     op.execute(
         """
