@@ -50,7 +50,7 @@ BEGIN
 
     v_amount := v_hold.amount / v_hold.quantity * v_quantity;
     -- What the hold took from grants pays for the capture first; the rest goes back.
-    v_uses := ledger_hold_uses(v_hold.owner_id, v_hold.id);
+    v_uses := ledger_uses(v_hold.owner_id, NULL, v_hold.id);
     UPDATE balances b
        SET balance = b.balance + v_amount, held = b.held + v_hold.amount,
            expiring = b.expiring + greatest(v_uses + v_amount, 0),

@@ -49,7 +49,7 @@ BEGIN
     END IF;
 
     IF v_original.amount < 0 THEN
-        v_back := ledger_entry_uses(v_original.owner_id, p_entry_id);
+        v_back := ledger_uses(v_original.owner_id, p_entry_id, NULL);
     END IF;
     SELECT * INTO v_move
       FROM ledger_move_balance(v_original.owner_id, -v_original.amount, v_back,

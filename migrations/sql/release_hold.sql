@@ -24,7 +24,7 @@ BEGIN
                                ended_on = greatest(clock_timestamp(), h.created_on)
              WHERE h.owner_id = (v_found.hold).owner_id AND h.id = p_hold_id
             RETURNING * INTO v_hold;
-            v_uses := ledger_hold_uses(v_hold.owner_id, v_hold.id);
+            v_uses := ledger_uses(v_hold.owner_id, NULL, v_hold.id);
             UPDATE balances b
                SET held = b.held + (v_found.hold).amount, version = b.version + 1,
                    expiring = b.expiring + v_uses,
