@@ -13,6 +13,8 @@ import os
 import sys
 from datetime import datetime
 
+import httpx2 as httpx
+
 from bench.run import (
     READY,
     SECRET,
@@ -35,7 +37,8 @@ __all__ = ["measure"]
 BIG = int(os.environ.get("BENCH_GROWTH_ENTRIES", "5000000"))
 SMALL = 100_000
 PER_OWNER = 5
-DEEP = 50_000  # entries of the owner whose history is paged
+DEEP = 50_000  # how deep the paged history page is
+DEEP_OWNER_ENTRIES = DEEP + 10_000  # the deep owner's: pages below the deep one exist
 LOADED_OWNERS = 10_000  # the loads' owners: owner-1 ... owner-10000, in both ledgers
 
 # Every owner gets PER_OWNER credits of 10, a second apart, in one statement per table.
@@ -55,10 +58,10 @@ FILL_DEEP = """
     INSERT INTO entries (owner_id, operation, amount, balance_after, nonce, created_on)
     SELECT 'deep-owner', 'CREDIT_ADD', 10, 10 * g, 'deep-' || g,
            timestamptz '2026-01-01' + make_interval(secs => g)
-      FROM generate_series(1, {deep}) g;
+      FROM generate_series(1, {entries}) g;
     INSERT INTO balances (owner_id, balance, last_updated, version)
-    VALUES ('deep-owner', 10 * {deep}, timestamptz '2026-01-01' + make_interval(secs => {deep}),
-            {deep})
+    VALUES ('deep-owner', 10 * {entries},
+            timestamptz '2026-01-01' + make_interval(secs => {entries}), {entries})
 """
 # The newest entry below the deep page's cursor: DEEP entries from the newest.
 DEEP_CURSOR = """
@@ -76,7 +79,7 @@ def fill(url: str, entries: int) -> str:
     owners = entries // PER_OWNER
     sql(url, FILL_ENTRIES.format(per=PER_OWNER, total=entries))
     sql(url, FILL_BALANCES.format(per=PER_OWNER, owners=owners))
-    for statement in FILL_DEEP.format(deep=DEEP).split(";"):
+    for statement in FILL_DEEP.format(entries=DEEP_OWNER_ENTRIES).split(";"):
         sql(url, statement)
     # Settled as a ledger that grew over time would be: visibility known, statistics
     # current, and the bulk load's dirty pages written, not flushed during the loads.
@@ -86,6 +89,22 @@ def fill(url: str, entries: int) -> str:
     assert isinstance(created_on, datetime) and isinstance(entry_id, int)
     shown = Entry(entry_id, "deep-owner", HealthAIOperation.CREDIT_ADD, 10, 0, "", created_on)
     return HistoryQuery("deep-owner").cursor(shown)
+
+
+def check_pages(base: str, token: str, cursor: str) -> None:
+    """Both history pages hold 20 entries: a load of empty pages would be no figure (the
+    first version's cursor was the owner's oldest entry, and its deep page empty)."""
+    query = (
+        "query($o: ID!, $a: String) { entries(ownerId: $o, first: 20, after: $a)"
+        " { edges { node { id } } } }"
+    )
+    for variables in ({"o": "deep-owner"}, {"o": "deep-owner", "a": cursor}):
+        answer = httpx.post(
+            f"{base}/graphql",
+            json={"query": query, "variables": variables},
+            headers={"Authorization": f"Bearer {token}"},
+        ).json()
+        assert len(answer["data"]["entries"]["edges"]) == 20, answer
 
 
 def loads_on(url: str, cursor: str) -> dict[str, Load]:
@@ -104,6 +123,7 @@ def loads_on(url: str, cursor: str) -> dict[str, Load]:
         ),
     }
     with server(uvicorn("healthai.app:app", 2), app_env(url, 2), READY) as (base, _):
+        check_pages(base, token, cursor)
         for title, (script, env) in plans.items():
             env = {**env, "BENCH_TOKEN": token}
             wrk(base, script, env, seconds=1)
@@ -127,7 +147,7 @@ def measure() -> list[str]:
         f"## Growth: the same loads on {BIG:,} entries",
         "",
         f"GraphQL, 2 workers; the ledgers hold {SMALL:,} and {BIG:,} entries, five an owner, "
-        f"plus one owner of {DEEP:,} entries whose history is paged.",
+        f"plus one owner of {DEEP_OWNER_ENTRIES:,} entries whose history is paged.",
         "",
         f"| load | {SMALL:,} entries, req/s | {BIG:,} entries, req/s | change | p99 ms (small, "
         "big) |",
