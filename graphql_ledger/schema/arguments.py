@@ -2,7 +2,7 @@
 BadUserInput that names the argument, and nothing is read."""
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -22,6 +22,7 @@ __all__ = [
     "checked_owner_id",
     "checked_owner_ids",
     "given",
+    "grant_page_query",
     "history_query",
     "hold_page_query",
 ]
@@ -29,6 +30,7 @@ __all__ = [
 MAX_BALANCES_PER_QUERY = 100
 
 T = TypeVar("T")
+P = TypeVar("P")
 
 
 def given(value: T | None) -> T | None:
@@ -84,8 +86,7 @@ def history_query(
     metadata: object = None,
 ) -> HistoryQuery:
     """The page the `entries` arguments ask for."""
-    if first is not None and not 1 <= first <= MAX_PAGE_SIZE:
-        raise BadUserInput(f"first must be from 1 to {MAX_PAGE_SIZE}, not {first}")
+    _check_first(first)
     since, until = checked_instant(since, "since"), checked_instant(until, "until")
     if since is not None and until is not None and since > until:
         raise BadUserInput("since must not be later than until")
@@ -114,23 +115,30 @@ def hold_page_query(
     owner_id: str, status: HoldStatus | None, first: int | None, after: str | None
 ) -> HoldPageQuery:
     """The page the `holds` arguments ask for."""
-    if first is not None and not 1 <= first <= MAX_PAGE_SIZE:
-        raise BadUserInput(f"first must be from 1 to {MAX_PAGE_SIZE}, not {first}")
-    position = None
-    if after is not None:
-        position = hold_position(after)
-        if position is None:
-            raise BadUserInput("after is not a cursor of this API")
-    return HoldPageQuery(checked_owner_id(owner_id), status, first or DEFAULT_PAGE_SIZE, position)
+    size, position = _page(first, after, hold_position)
+    return HoldPageQuery(checked_owner_id(owner_id), status, size, position)
 
 
 def grant_page_query(owner_id: str, first: int | None, after: str | None) -> GrantPageQuery:
     """The page the `grants` arguments ask for."""
-    if first is not None and not 1 <= first <= MAX_PAGE_SIZE:
-        raise BadUserInput(f"first must be from 1 to {MAX_PAGE_SIZE}, not {first}")
+    size, position = _page(first, after, grant_position)
+    return GrantPageQuery(checked_owner_id(owner_id), size, position)
+
+
+def _page(
+    first: int | None, after: str | None, position_of: Callable[[str], P | None]
+) -> tuple[int, P | None]:
+    """A page's size (`first`, its default when absent) and where it starts (`after`,
+    decoded by `position_of`, which answers None for a string that is not its cursor)."""
+    _check_first(first)
     position = None
     if after is not None:
-        position = grant_position(after)
+        position = position_of(after)
         if position is None:
             raise BadUserInput("after is not a cursor of this API")
-    return GrantPageQuery(checked_owner_id(owner_id), first or DEFAULT_PAGE_SIZE, position)
+    return first or DEFAULT_PAGE_SIZE, position
+
+
+def _check_first(first: int | None) -> None:
+    if first is not None and not 1 <= first <= MAX_PAGE_SIZE:
+        raise BadUserInput(f"first must be from 1 to {MAX_PAGE_SIZE}, not {first}")

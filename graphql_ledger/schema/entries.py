@@ -49,8 +49,10 @@ class EntryTypes:
     ) -> Any:
         """A page of an owner's grants as a LedgerEntryConnection."""
         edges = [
-            self.LedgerEntryEdge(cursor=grant_cursor(entry), node=self.LedgerEntry.of(entry))
-            for entry, _ in grants
+            self.LedgerEntryEdge(
+                cursor=grant_cursor(entry), node=self.LedgerEntry.of(entry, remaining=left)
+            )
+            for entry, left in grants
         ]
         return self.LedgerEntryConnection(
             edges=edges,
@@ -114,11 +116,14 @@ def _ledger_entry(operations: type[LedgerOperation]) -> Any:
             entry: ledger.Entry = self.entry  # type: ignore[attr-defined]
             if not entry.is_credit:
                 return None
+            known: int | None = self.known_remaining  # type: ignore[attr-defined]
+            if known is not None:  # read with the page it is on (Owner.grants)
+                return known
             left: dict[tuple[str, int], int] = await info.context.remaining.load(entry.owner_id)
             return left.get((entry.owner_id, entry.id), 0)
 
         @classmethod
-        def of(cls, entry: ledger.Entry) -> "LedgerEntry":
+        def of(cls, entry: ledger.Entry, remaining: int | None = None) -> "LedgerEntry":
             fields: dict[str, Any] = {  # the class is a Strawberry type only once made
                 "id": strawberry.ID(str(entry.id)),
                 "owner_id": strawberry.ID(entry.owner_id),
@@ -134,6 +139,7 @@ def _ledger_entry(operations: type[LedgerOperation]) -> Any:
             }
             found = cls(**fields)
             found.entry = entry  # type: ignore[attr-defined]
+            found.known_remaining = remaining  # type: ignore[attr-defined]
             return found
 
     # Fields that are LedgerEntry themselves, added once the class exists: an annotation
